@@ -1,0 +1,287 @@
+"""Schedule cards: a JSON record of a schedule, its sampling grid and how it was found.
+
+A card holds everything needed to use or reproduce a schedule without schedopt's
+internals: the family and parameters (rebuildable with :func:`card_schedule`), the
+process, the endpoints, the grid for the NFE it was optimised at (EDM noise levels, ``t``
+and logSNR, and the process's ``alpha`` / ``sigma``), the objective and its value, the
+solver, a data or spectrum fingerprint and the schedopt version. :func:`regrid_card`
+recomputes the grid for any other NFE from the continuous schedule.
+
+JSON has no infinity: with ``final="zero"`` the grid's last noise level is 0, whose
+logSNR is ``+inf``, so ``t``, ``logsnr``, ``alpha`` and ``sigma`` list the *schedule
+points* only and ``noise_levels`` has one more entry (the final 0). The card says so in
+``grid["note"]``.
+
+>>> from schedopt.schedules import EDM
+>>> card = make_card(EDM(), num_steps=3)
+>>> card["grid"]["noise_levels"]
+[80.0, 2.515218, 0.0019999999, 0.0]
+>>> card_schedule(card).family, regrid_card(card, 5)["grid"]["num_steps"]
+('edm', 5)
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.metadata
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._checks import check_choice, check_positive_int
+from ..schedules.base import FINALS, AbstractSchedule, grid, grid_times
+from ..schedules.processes import PROCESSES, AbstractProcess, process_from_name
+from ..schedules.registry import schedule_from_config, schedule_to_config
+from .atomic import atomic_write_json
+
+#: Version of the card layout; :func:`load_card` refuses other versions.
+CARD_VERSION = 1
+
+GRID_NOTE = (
+    "noise_levels are EDM noise levels s = sigma/alpha (k-diffusion's sigmas), noisy first; "
+    "with final='zero' they end with one extra 0 (logSNR +inf, not stored): t, logsnr, "
+    "alpha and sigma list the schedule points only."
+)
+
+_REQUIRED = ("card_version", "schedopt_version", "schedule", "process", "endpoints", "grid")
+_GRID_KEYS = ("num_steps", "final", "noise_levels", "t", "logsnr", "alpha", "sigma")
+
+
+def schedopt_version() -> str:
+    """The installed schedopt version (``"unknown"`` when not installed as a package)."""
+    try:
+        return importlib.metadata.version("schedopt")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
+        return "unknown"
+
+
+def _floats(values) -> list[float]:
+    """Array to a JSON list; float32 values become their shortest round-tripping decimal."""
+    arr = np.asarray(values)
+    if arr.dtype == np.float32:
+        return [float(str(v)) for v in arr.ravel()]
+    return [float(v) for v in arr.astype(np.float64).ravel()]
+
+
+def _float(value) -> float:
+    return _floats(np.asarray(value).reshape(1))[0]
+
+
+def _process_name(process) -> str:
+    return process_from_name(process).name
+
+
+def _grid(schedule: AbstractSchedule, num_steps: int, final: str, process: str) -> dict:
+    """The sampling grid of ``schedule`` as JSON-able lists (see the module docstring)."""
+    num_steps = check_positive_int("num_steps", num_steps)
+    check_choice("final", final, FINALS)
+    proc = process_from_name(process)
+    ts = grid_times(num_steps, final)
+    lam = schedule.logsnr(ts)
+    levels = _floats(grid(schedule, num_steps, final))
+    out = {
+        "num_steps": num_steps,
+        "final": final,
+        "noise_levels": levels,
+        "t": _floats(ts),
+        "logsnr": _floats(lam),
+        "alpha": _floats(proc.alpha(lam)),
+        "sigma": _floats(proc.sigma(lam)),
+        "note": GRID_NOTE,
+    }
+    for name in ("noise_levels", "logsnr", "alpha", "sigma"):
+        if not all(math.isfinite(v) for v in out[name]):
+            raise ValueError(
+                f"the schedule's {name} on the {num_steps}-step grid is not finite: "
+                f"{out[name]!r:.200}"
+            )
+    return out
+
+
+def _endpoints(schedule: AbstractSchedule) -> dict:
+    return {
+        "sigma_min": _float(schedule.sigma_min),
+        "sigma_max": _float(schedule.sigma_max),
+        "logsnr_max": _float(schedule.logsnr_max),
+        "logsnr_min": _float(schedule.logsnr_min),
+    }
+
+
+def _check_jsonable(name: str, value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"`{name}` must be JSON-able without NaN/Infinity: {e}; got {value!r:.200}"
+        ) from None
+    return value
+
+
+def make_card(
+    schedule: AbstractSchedule,
+    *,
+    num_steps: int,
+    final: str = "zero",
+    process: str | AbstractProcess = "ve",
+    solver: str | dict | None = None,
+    objective: dict | None = None,
+    objective_value: float | None = None,
+    fingerprint: str | dict | None = None,
+    settings: dict | None = None,
+) -> dict:
+    """A schedule card (a JSON-able dict) for ``schedule`` at ``num_steps`` sampling steps.
+
+    ``process`` (``"vp" | "ve" | "flow"``) is the model's process, used for the ``alpha``
+    and ``sigma`` columns; ``objective`` is ``objective.describe()``; ``fingerprint``
+    identifies the data or spectrum the schedule was fitted to; ``settings`` holds any
+    further run settings (learning rate, iterations, seed, ...).
+
+    >>> from schedopt.schedules import LogSNRLinear
+    >>> card = make_card(LogSNRLinear(), num_steps=2, process="vp", objective_value=0.25)
+    >>> card["process"], card["grid"]["t"], card["objective_value"]
+    ('vp', [1.0, 0.0], 0.25)
+    """
+    if not isinstance(schedule, AbstractSchedule):
+        raise ValueError(f"`schedule` must be an AbstractSchedule, got {type(schedule).__name__}")
+    process = _process_name(process)
+    if objective_value is not None:
+        try:
+            objective_value = float(np.asarray(objective_value).item())
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"`objective_value` must be a number, got {objective_value=!r}"
+            ) from None
+        if not math.isfinite(objective_value):
+            raise ValueError(f"`objective_value` must be finite, got {objective_value=}")
+    grid = _grid(schedule, num_steps, final, process)
+    card = {
+        "card_version": CARD_VERSION,
+        "schedopt_version": schedopt_version(),
+        "schedule": schedule_to_config(schedule),
+        "process": process,
+        "endpoints": _endpoints(schedule),
+        "optimized_at": {"num_steps": grid["num_steps"], "final": final},
+        "grid": grid,
+        "objective": _check_jsonable("objective", objective),
+        "objective_value": objective_value,
+        "solver": _check_jsonable("solver", solver),
+        "fingerprint": _check_jsonable("fingerprint", fingerprint),
+        "settings": _check_jsonable("settings", settings),
+    }
+    return _check_jsonable("card", card)
+
+
+def save_card(path: str | os.PathLike, card: dict) -> Path:
+    """Validate ``card`` and write it to ``path`` as JSON, atomically (whole or not at all).
+
+    >>> import tempfile, pathlib
+    >>> from schedopt.schedules import EDM
+    >>> p = save_card(pathlib.Path(tempfile.mkdtemp()) / "card.json", make_card(EDM(), num_steps=4))
+    >>> load_card(p)["grid"]["num_steps"]
+    4
+    """
+    validate_card(card, source="card")
+    return atomic_write_json(path, card)
+
+
+def load_card(path: str | os.PathLike) -> dict:
+    """Read and validate a card written by :func:`save_card`.
+
+    Raises ``ValueError`` naming ``path`` when the file is missing, is not valid JSON
+    (e.g. truncated), has an unknown ``card_version`` or inconsistent contents.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "schedule.json"
+    if not path.is_file():
+        raise ValueError(f"schedule card {str(path)!r} does not exist")
+    try:
+        card = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"schedule card {str(path)!r} is not valid JSON (truncated or corrupt?): {e}"
+        ) from None
+    validate_card(card, source=f"schedule card {str(path)!r}")
+    return card
+
+
+def validate_card(card: Any, *, source: str = "card") -> dict:
+    """Check a card's layout, version and grid; raise ``ValueError`` naming ``source``."""
+    if not isinstance(card, dict):
+        raise ValueError(f"{source} must hold a JSON object, got {type(card).__name__}")
+    missing = [k for k in _REQUIRED if k not in card]
+    if missing:
+        raise ValueError(f"{source} lacks the keys {missing}; is it a schedopt schedule card?")
+    if card["card_version"] != CARD_VERSION:
+        raise ValueError(
+            f"{source} has card_version={card['card_version']!r}; this schedopt "
+            f"({schedopt_version()}) reads card_version={CARD_VERSION} only"
+        )
+    if card["process"] not in PROCESSES:
+        raise ValueError(
+            f"{source} has process={card['process']!r}; expected one of {', '.join(PROCESSES)}"
+        )
+    try:
+        schedule_from_config(card["schedule"])
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{source} holds a schedule that cannot be rebuilt: {e}") from None
+    grid = card["grid"]
+    if not isinstance(grid, dict) or any(k not in grid for k in _GRID_KEYS):
+        raise ValueError(f"{source}: `grid` must hold the keys {list(_GRID_KEYS)}")
+    n, final = grid["num_steps"], grid["final"]
+    if final not in FINALS or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{source}: bad grid num_steps={n!r} or final={final!r}")
+    points = n if final == "zero" else n + 1
+    expected = {"noise_levels": n + 1, "t": points, "logsnr": points, "alpha": points}
+    expected["sigma"] = points
+    for name, length in expected.items():
+        values = grid[name]
+        if not isinstance(values, list) or len(values) != length:
+            got = len(values) if isinstance(values, list) else type(values).__name__
+            raise ValueError(
+                f"{source}: grid {name!r} must be a list of {length} numbers for "
+                f"num_steps={n}, final={final!r}; got {got}"
+            )
+    levels = np.asarray(grid["noise_levels"], dtype=np.float64)
+    if np.any(np.diff(levels) >= 0) and n > 1:
+        raise ValueError(f"{source}: grid noise_levels must be strictly decreasing, got {levels}")
+    return card
+
+
+def card_schedule(card: dict) -> AbstractSchedule:
+    """The continuous schedule a card describes.
+
+    >>> from schedopt.schedules import EDM
+    >>> s = card_schedule(make_card(EDM(rho=5.0), num_steps=8))
+    >>> float(s.rho)
+    5.0
+    """
+    validate_card(card)
+    return schedule_from_config(card["schedule"])
+
+
+def card_process(card: dict) -> AbstractProcess:
+    """The process a card was made for (``VP()``, ``VE()`` or ``Flow()``)."""
+    return process_from_name(card["process"])
+
+
+def regrid_card(card: dict, num_steps: int, final: str = "zero") -> dict:
+    """A copy of ``card`` whose grid has ``num_steps`` steps, recomputed from the schedule.
+
+    Everything else (objective, its value, ``optimized_at``) is kept: the objective value
+    still refers to the NFE in ``card["optimized_at"]``.
+
+    >>> from schedopt.schedules import EDM
+    >>> card = make_card(EDM(), num_steps=10)
+    >>> new = regrid_card(card, 4, final="min")
+    >>> len(new["grid"]["noise_levels"]), new["optimized_at"]["num_steps"]
+    (5, 10)
+    """
+    schedule = card_schedule(card)
+    out = copy.deepcopy(card)
+    out["grid"] = _grid(schedule, num_steps, final, card["process"])
+    return out
