@@ -1,5 +1,6 @@
 """Objectives: scalar losses of a schedule that the optax loop minimises."""
 
 from .base import AbstractObjective
+from .gaussian_kl import GaussianKL
 
-__all__ = ["AbstractObjective"]
+__all__ = ["AbstractObjective", "GaussianKL"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
@@ -31,10 +32,20 @@ from .._checks import check_positive_float, is_concrete
 from .base import AbstractEndpointSchedule
 
 
-def _check_param_positive(name, value):
-    if is_concrete(value):
-        check_positive_float(name, np.asarray(value).item())
+def _as_float(value) -> Array:
     return jnp.asarray(value, dtype=jnp.result_type(float))
+
+
+def _param(default: float):
+    """A differentiable shape parameter stored as a float array."""
+    return eqx.field(default=default, converter=_as_float)
+
+
+def _check_param_positive(module, *names):
+    for name in names:
+        value = getattr(module, name)
+        if is_concrete(value):
+            check_positive_float(name, np.asarray(value).item())
 
 
 class EDM(AbstractEndpointSchedule):
@@ -46,10 +57,10 @@ class EDM(AbstractEndpointSchedule):
     """
 
     family: ClassVar[str] = "edm"
-    rho: Array = 7.0
+    rho: Array = _param(7.0)
 
     def __check_init__(self):
-        object.__setattr__(self, "rho", _check_param_positive("rho", self.rho))
+        _check_param_positive(self, "rho")
 
     def _shape(self, t):
         lo = self.sigma_min ** (1.0 / self.rho)
@@ -79,10 +90,10 @@ class Polyexponential(AbstractEndpointSchedule):
     """
 
     family: ClassVar[str] = "polyexponential"
-    rho: Array = 1.0
+    rho: Array = _param(1.0)
 
     def __check_init__(self):
-        object.__setattr__(self, "rho", _check_param_positive("rho", self.rho))
+        _check_param_positive(self, "rho")
 
     def _shape(self, t):
         return -(t**self.rho)
@@ -105,10 +116,10 @@ class Tangent(AbstractEndpointSchedule):
     """
 
     family: ClassVar[str] = "tangent"
-    gamma: Array = 1.0
+    gamma: Array = _param(1.0)
 
     def __check_init__(self):
-        object.__setattr__(self, "gamma", _check_param_positive("gamma", self.gamma))
+        _check_param_positive(self, "gamma")
 
     def _shape(self, t):
         return _tangent_shape(t, self.gamma, self.sigma_min, self.sigma_max)
@@ -125,10 +136,10 @@ class Cosine(AbstractEndpointSchedule):
     """
 
     family: ClassVar[str] = "cosine"
-    shift: Array = 1.0
+    shift: Array = _param(1.0)
 
     def __check_init__(self):
-        object.__setattr__(self, "shift", _check_param_positive("shift", self.shift))
+        _check_param_positive(self, "shift")
 
     def _shape(self, t):
         return _tangent_shape(t, 1.0 / self.shift, self.sigma_min, self.sigma_max)
@@ -143,12 +154,11 @@ class Laplace(AbstractEndpointSchedule):
     """
 
     family: ClassVar[str] = "laplace"
-    mu: Array = 0.0
-    b: Array = 0.5
+    mu: Array = _param(0.0)
+    b: Array = _param(0.5)
 
     def __check_init__(self):
-        object.__setattr__(self, "mu", jnp.asarray(self.mu, dtype=jnp.result_type(float)))
-        object.__setattr__(self, "b", _check_param_positive("b", self.b))
+        _check_param_positive(self, "b")
 
     def _tails(self, lam):
         # (tau, 1 - tau) of the native Laplace time at logSNR ``lam``, each from its own
@@ -178,12 +188,11 @@ class VPLinear(AbstractEndpointSchedule):
     """
 
     family: ClassVar[str] = "vp-linear"
-    beta_min: Array = 0.1
-    beta_max: Array = 20.0
+    beta_min: Array = _param(0.1)
+    beta_max: Array = _param(20.0)
 
     def __check_init__(self):
-        object.__setattr__(self, "beta_min", _check_param_positive("beta_min", self.beta_min))
-        object.__setattr__(self, "beta_max", _check_param_positive("beta_max", self.beta_max))
+        _check_param_positive(self, "beta_min", "beta_max")
         if is_concrete(self.beta_min) and is_concrete(self.beta_max):
             if float(self.beta_max) <= float(self.beta_min):
                 raise ValueError(

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
-from .._checks import check_array_finite, check_positive_int
+from .._checks import check_array_finite, check_positive_int, check_strictly_decreasing
 from .._interp import pchip
 from .base import AbstractEndpointSchedule, AbstractSchedule, lerp_logsnr
 
@@ -77,8 +77,19 @@ class AbstractKnotSchedule(AbstractEndpointSchedule):
         True
         """
         k = check_positive_int("num_knots", num_knots)
-        t = np.linspace(0.0, 1.0, k + 1)
-        lam = np.asarray(schedule.logsnr(jnp.asarray(t)), dtype=np.float64)
+        return cls.from_logsnr_values(schedule.logsnr(jnp.linspace(0.0, 1.0, k + 1)))
+
+    @classmethod
+    def from_logsnr_values(cls, logsnrs):
+        """From logSNR values at the uniform knots ``t_j = j / K`` (strictly decreasing).
+
+        >>> s = PiecewiseLinear.from_logsnr_values(jnp.array([4.0, 1.0, 0.0, -4.0]))
+        >>> float(s.logsnr(1 / 3))
+        1.0
+        """
+        lam = np.asarray(logsnrs, dtype=np.float64)
+        check_strictly_decreasing("logsnrs", lam)
+        k = lam.shape[0] - 1
         frac = (lam[0] - lam) / (lam[0] - lam[-1])
         share = np.maximum(np.diff(frac) - _MIN_SHARE, 1e-12) / (1.0 - k * _MIN_SHARE)
         return cls(

@@ -1,0 +1,52 @@
+"""Closed-form theory for Gaussian data (P0): sampler gains, output moments, KL, asymptotics."""
+
+from .asymptotics import (
+    asymptotically_optimal_schedule,
+    euler_maclaurin_constant,
+    optimal_tangent_gamma,
+    path_lengths,
+    tangent_law,
+)
+from .moments import DIRECTIONS, INITS, OutputMoments, gaussian_kl, kl_per_direction, output_moments
+from .solvers import (
+    SOLVERS,
+    AbstractGaussianSolver,
+    Ancestral,
+    Euler,
+    EulerMaruyama,
+    Heun,
+    StepCoefficients,
+    StepGrid,
+    ancestral_split,
+    sigma_grid,
+    solver_from_name,
+    step_grid,
+)
+from .spectrum import Spectrum
+
+__all__ = [
+    "DIRECTIONS",
+    "INITS",
+    "SOLVERS",
+    "AbstractGaussianSolver",
+    "Ancestral",
+    "Euler",
+    "EulerMaruyama",
+    "Heun",
+    "OutputMoments",
+    "Spectrum",
+    "StepCoefficients",
+    "StepGrid",
+    "ancestral_split",
+    "asymptotically_optimal_schedule",
+    "euler_maclaurin_constant",
+    "gaussian_kl",
+    "kl_per_direction",
+    "optimal_tangent_gamma",
+    "output_moments",
+    "path_lengths",
+    "sigma_grid",
+    "solver_from_name",
+    "step_grid",
+    "tangent_law",
+]

@@ -1,0 +1,149 @@
+"""The optax loop that fits a schedule to an objective.
+
+The schedule is split with ``eqx.partition(schedule, eqx.is_inexact_array)``: its
+floating-point arrays (knot logits, ``rho``, network weights) are trained, everything
+else (static endpoints, integers) is held fixed. Steps run ``chunk_size`` at a time
+inside one jitted ``lax.scan``; between chunks the progress bar and the JSONL log are
+updated. The key of step ``i`` is ``fold_in(key, i)``, so a run is deterministic given
+its seed and can be resumed from ``(params, opt_state, step)`` alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from .._checks import check_positive_float, check_positive_int
+from ..objectives.base import AbstractObjective
+from ..schedules.base import AbstractSchedule
+
+
+class OptimizationError(RuntimeError):
+    """The loss or the parameters became non-finite."""
+
+
+class OptimizeResult(NamedTuple):
+    """What :func:`optimize` returns."""
+
+    schedule: AbstractSchedule
+    losses: np.ndarray
+    """Loss at every step, evaluated before that step's update."""
+    final_loss: float
+    """Loss of the returned schedule."""
+    num_iterations: int
+    seconds: float
+    """Wall time of the whole loop, compilation included."""
+
+
+@eqx.filter_jit
+def _run_chunk(params, static, opt_state, objective, optimizer, key, start, length):
+    def loss_fn(p, k):
+        return objective(eqx.combine(p, static), k)
+
+    def body(carry, i):
+        p, state = carry
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(p, jax.random.fold_in(key, start + i))
+        updates, state = optimizer.update(grads, state, p)
+        return (eqx.apply_updates(p, updates), state), loss
+
+    (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), jnp.arange(length))
+    return params, opt_state, losses
+
+
+@eqx.filter_jit
+def _evaluate(params, static, objective, key):
+    return objective(eqx.combine(params, static), key)
+
+
+def optimize(
+    schedule: AbstractSchedule,
+    objective: AbstractObjective,
+    *,
+    num_iterations: int = 1000,
+    optimizer: optax.GradientTransformation | None = None,
+    learning_rate: float = 1e-2,
+    key: jax.Array | None = None,
+    seed: int = 0,
+    log_path: str | Path | None = None,
+    progress: bool = True,
+    chunk_size: int = 50,
+) -> OptimizeResult:
+    """Minimise ``objective(schedule, key)`` over the schedule's floating-point parameters.
+
+    ``optimizer`` defaults to ``optax.adam(learning_rate)``. With ``log_path``, one JSON
+    line per step (``{"step", "loss"}``) is appended there. Raises
+    :class:`OptimizationError` naming the step if the loss becomes non-finite.
+
+    >>> from schedopt.schedules import Tangent
+    >>> from schedopt.gaussian import Spectrum
+    >>> from schedopt.objectives import GaussianKL
+    >>> objective = GaussianKL(Spectrum([4.0]), num_steps=8, final="min")
+    >>> result = optimize(Tangent(gamma=0.5), objective, num_iterations=300,
+    ...                   learning_rate=5e-2, progress=False)
+    >>> round(float(result.schedule.gamma), 1)  # the tangent law: gamma = sqrt(c)
+    2.0
+    """
+    if not isinstance(schedule, AbstractSchedule):
+        raise ValueError(f"`schedule` must be an AbstractSchedule, got {type(schedule).__name__}")
+    if not isinstance(objective, AbstractObjective):
+        raise ValueError(f"`objective` must be an AbstractObjective, got {type(objective).__name__}")
+    total = check_positive_int("num_iterations", num_iterations)
+    chunk = check_positive_int("chunk_size", chunk_size)
+    if optimizer is None:
+        optimizer = optax.adam(check_positive_float("learning_rate", learning_rate))
+    key = jax.random.key(seed) if key is None else key
+
+    params, static = eqx.partition(schedule, eqx.is_inexact_array)
+    if not jax.tree_util.tree_leaves(params):
+        raise ValueError(
+            f"schedule {type(schedule).__name__} has no floating-point parameters to optimise"
+        )
+    opt_state = optimizer.init(params)
+    losses = np.empty((total,), dtype=np.float64)
+    log = open(log_path, "a") if log_path is not None else None  # noqa: SIM115
+    started = time.perf_counter()
+    try:
+        with tqdm(total=total, disable=not progress, desc="optimize", unit="step") as bar:
+            step = 0
+            while step < total:
+                length = min(chunk, total - step)
+                params, opt_state, chunk_losses = _run_chunk(
+                    params, static, opt_state, objective, optimizer, key, jnp.asarray(step), length
+                )
+                chunk_losses = np.asarray(chunk_losses, dtype=np.float64)
+                losses[step : step + length] = chunk_losses
+                if not np.all(np.isfinite(chunk_losses)):
+                    bad = step + int(np.argmax(~np.isfinite(chunk_losses)))
+                    raise OptimizationError(
+                        f"the loss became non-finite at step {bad} ({losses[bad]!r}); "
+                        f"lower the learning rate (learning_rate={learning_rate!r}) or check the objective"
+                    )
+                if log is not None:
+                    for i, value in enumerate(chunk_losses):
+                        log.write(json.dumps({"step": step + i, "loss": float(value)}) + "\n")
+                    log.flush()
+                step += length
+                bar.update(length)
+                bar.set_postfix(loss=f"{chunk_losses[-1]:.4g}")
+        final = float(_evaluate(params, static, objective, jax.random.fold_in(key, total)))
+    finally:
+        if log is not None:
+            log.close()
+    if not np.isfinite(final):
+        raise OptimizationError(f"the optimised schedule has a non-finite loss ({final!r})")
+    return OptimizeResult(
+        schedule=eqx.combine(params, static),
+        losses=losses,
+        final_loss=final,
+        num_iterations=total,
+        seconds=time.perf_counter() - started,
+    )
