@@ -1,0 +1,179 @@
+"""``schedopt optimize``: fit a learnable schedule to an objective (the main job).
+
+With no arguments: the digits spectrum, 10 NFE, Euler, Gaussian KL; writes
+``RUN_DIR/schedule.json`` (a schedule card), ``RUN_DIR/schedule.png`` and
+``RUN_DIR/log.jsonl``, and prints the objective of the learned schedule against the
+baselines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+
+from .._checks import check_choice
+from ..baselines import BASELINES, baseline_schedules
+from ..gaussian import DIRECTIONS, INITS, SOLVERS, asymptotically_optimal_schedule
+from ..objectives import AbstractObjective, GaussianKL
+from ..schedules import FAMILIES, MonotoneCubic, MonotoneMLP, PiecewiseLinear, make_schedule
+from ..schedules.base import FINALS
+from ._common import SPECTRUM_HELP, format_table, parse_spectrum
+
+LEARNABLE = {
+    "monotone-cubic": MonotoneCubic,
+    "piecewise-linear": PiecewiseLinear,
+    "monotone-mlp": MonotoneMLP,
+}
+
+
+class ObjectiveSetup(NamedTuple):
+    """What an objective builder returns: the objective, a data fingerprint, and extra
+    reference schedules to list in the comparison table."""
+
+    objective: AbstractObjective
+    fingerprint: str | dict | None
+    references: dict
+
+
+def _gaussian_kl(args) -> ObjectiveSetup:
+    spectrum = parse_spectrum(args.spectrum, args.eigenvalues)
+    objective = GaussianKL(
+        spectrum,
+        num_steps=args.nfe_steps,
+        solver=args.solver,
+        init=args.init,
+        direction=args.direction,
+        final=args.final,
+    )
+    references = baseline_schedules(spectrum, args.sigma_min, args.sigma_max)
+    references["asymptotic-optimum"] = asymptotically_optimal_schedule(
+        spectrum, args.sigma_min, args.sigma_max
+    )
+    return ObjectiveSetup(objective, {"spectrum": spectrum.fingerprint()}, references)
+
+
+#: Objective name -> builder from parsed arguments. Other objectives register here.
+OBJECTIVES: dict[str, Callable[[argparse.Namespace], ObjectiveSetup]] = {
+    "gaussian-kl": _gaussian_kl,
+}
+
+REFERENCE_LABELS = dict(BASELINES, **{"asymptotic-optimum": "Euler-Maclaurin optimum (P0)"})
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "optimize",
+        help="learn a schedule (default: digits spectrum, 10 NFE, Euler, Gaussian KL)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--objective", default="gaussian-kl", help=f"one of {', '.join(OBJECTIVES)}")
+    p.add_argument("--spectrum", default="digits", help=SPECTRUM_HELP)
+    p.add_argument("--eigenvalues", default=None, help="comma-separated eigenvalues (overrides --spectrum)")
+    p.add_argument("--nfe", type=int, default=10, help="number of sampling steps N (default 10)")
+    p.add_argument("--solver", default="euler", help=f"one of {', '.join(SOLVERS)}")
+    p.add_argument("--init", default="exact", help=f"initial-noise convention: {', '.join(INITS)}")
+    p.add_argument("--direction", default="forward", help="KL direction: forward = KL(data || output)")
+    p.add_argument("--final", default="zero", help="grid end: zero (last step to s=0) or min")
+    p.add_argument("--family", default="monotone-cubic", help="learnable family, or a fixed family to tune")
+    p.add_argument("--num-knots", type=int, default=32, help="knots of the knot families")
+    p.add_argument("--init-from", default="edm", help="fixed family the learnable one starts as")
+    p.add_argument("--sigma-min", type=float, default=0.002)
+    p.add_argument("--sigma-max", type=float, default=80.0)
+    p.add_argument("--iterations", type=int, default=1500)
+    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/optimize", help="run directory (default runs/optimize)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def initial_schedule(args) -> object:
+    """The schedule the optimisation starts from, per ``--family`` / ``--init-from``."""
+    ends = dict(sigma_min=args.sigma_min, sigma_max=args.sigma_max)
+    if args.family in LEARNABLE:
+        if args.init_from in LEARNABLE or args.init_from not in FAMILIES:
+            raise ValueError(f"--init-from must be a fixed family, got {args.init_from!r}")
+        start = make_schedule(args.init_from, **ends)
+        cls = LEARNABLE[args.family]
+        if cls is MonotoneMLP:
+            return cls.from_schedule(start, key=jax.random.key(args.seed))
+        return cls.from_schedule(start, num_knots=args.num_knots)
+    if args.family not in FAMILIES:
+        raise ValueError(
+            f"unknown --family {args.family!r}; learnable: {', '.join(LEARNABLE)}; "
+            f"fixed: {', '.join(FAMILIES)}"
+        )
+    return make_schedule(args.family, **ends)
+
+
+def run(args) -> int:
+    from ..io.card import make_card, save_card
+    from ..optimize import optimize
+    from ..plot import plot_schedules
+
+    check_choice("objective", args.objective, tuple(OBJECTIVES))
+    check_choice("direction", args.direction, DIRECTIONS)
+    check_choice("final", args.final, FINALS)
+    if args.nfe < 1:
+        raise ValueError(f"--nfe must be >= 1, got --nfe={args.nfe}")
+    args.nfe_steps = args.nfe
+    setup = OBJECTIVES[args.objective](args)
+    objective = setup.objective
+    start = initial_schedule(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "log.jsonl"
+    log_path.unlink(missing_ok=True)
+
+    started = time.perf_counter()
+    result = optimize(
+        start,
+        objective,
+        num_iterations=args.iterations,
+        learning_rate=args.lr,
+        seed=args.seed,
+        log_path=log_path,
+        progress=not args.no_progress,
+    )
+    key = jax.random.fold_in(jax.random.key(args.seed), args.iterations)
+    rows = [["learned", f"schedopt ({args.family})", result.final_loss]]
+    comparison = {"learned": result.final_loss}
+    for name, schedule in setup.references.items():
+        value = float(objective(schedule, key))
+        comparison[name] = value
+        rows.append([name, REFERENCE_LABELS.get(name, name), value])
+    for row in rows:
+        row.append(row[2] / result.final_loss if result.final_loss > 0 else float("nan"))
+
+    settings = {k: v for k, v in vars(args).items() if k not in ("func", "nfe_steps")}
+    card = make_card(
+        result.schedule,
+        num_steps=args.nfe,
+        final=args.final,
+        process="ve",
+        solver=args.solver,
+        objective=objective.describe(),
+        objective_value=result.final_loss,
+        fingerprint=setup.fingerprint,
+        settings=dict(settings, comparison=comparison, seconds=time.perf_counter() - started),
+    )
+    save_card(out / "schedule.json", card)
+    plot_schedules(
+        out / "schedule.png",
+        {"learned": result.schedule, **setup.references},
+        args.nfe,
+        final=args.final,
+        highlight="learned",
+        title=f"{objective.name}, {args.nfe} steps, {args.solver}",
+    )
+    print(f"\n{objective.name} at {args.nfe} steps ({args.solver}), lower is better:")
+    print(format_table(["schedule", "description", objective.name, "x learned"], rows))
+    print(f"\nwrote {out / 'schedule.json'}, {out / 'schedule.png'}, {log_path}")
+    print(f"({result.num_iterations} iterations in {result.seconds:.1f} s)")
+    return 0
