@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -198,6 +198,17 @@ def load_schedule(
 # ---- optimisation checkpoints -----------------------------------------------------------
 
 
+class RestoredState(NamedTuple):
+    """What :meth:`OptimizationCheckpointer.restore` returns."""
+
+    step: int
+    params: Any
+    opt_state: Any
+    key: Any
+    history: dict[str, np.ndarray]
+    """The ``history`` arrays given to :meth:`OptimizationCheckpointer.save` (e.g. losses)."""
+
+
 class OptimizationCheckpointer:
     """Periodic orbax checkpoints of an optimisation: parameters, optax state, key, step.
 
@@ -208,9 +219,10 @@ class OptimizationCheckpointer:
         ckpt = OptimizationCheckpointer(run_dir / "checkpoints", every=50)
         restored = ckpt.restore(params=params, opt_state=opt_state, key=key, schedule=schedule)
         if restored is not None:
-            step, params, opt_state, key = restored
+            step, params, opt_state, key, history = restored
         ...
-        ckpt.save(step, params=params, opt_state=opt_state, key=key, schedule=schedule)
+        ckpt.save(step, params=params, opt_state=opt_state, key=key, schedule=schedule,
+                  history={"losses": losses[:step]})
         ckpt.close()
 
     >>> import tempfile, optax, jax
@@ -238,7 +250,7 @@ class OptimizationCheckpointer:
             cleanup_tmp_directories=True,
         )
         self._manager = ocp.CheckpointManager(
-            self.directory, options=options, item_names=("state", "params", "meta")
+            self.directory, options=options, item_names=("state", "params", "history", "meta")
         )
 
     def __enter__(self) -> OptimizationCheckpointer:
@@ -265,12 +277,14 @@ class OptimizationCheckpointer:
         opt_state: Any,
         key: Any = None,
         schedule: AbstractSchedule | None = None,
+        history: dict[str, Any] | None = None,
         force: bool = False,
     ) -> bool:
         """Save when ``step % every == 0`` (or ``force``); return whether it saved.
 
         ``schedule`` (the full schedule, parameters and static fields) is recorded in the
         JSON ``meta`` item so that :func:`load_schedule` can read the directory.
+        ``history`` holds arrays of any length (e.g. the losses so far), restored as is.
         """
         step = int(step)
         if not force and step % self.every != 0:
@@ -292,6 +306,9 @@ class OptimizationCheckpointer:
         items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
         # The parameters once more as their own item, so load_schedule reads them alone.
         items["params"] = ocp.args.StandardSave(state["params"])
+        history = {k: np.asarray(v) for k, v in (history or {}).items()}
+        if history:  # orbax refuses empty items
+            items["history"] = ocp.args.StandardSave(history)
         self._manager.save(step, args=ocp.args.Composite(**items), force=True)
         self._manager.wait_until_finished()
         return True
@@ -303,8 +320,8 @@ class OptimizationCheckpointer:
         opt_state: Any,
         key: Any = None,
         schedule: AbstractSchedule | None = None,
-    ) -> tuple[int, Any, Any, Any] | None:
-        """``(step, params, opt_state, key)`` from the newest checkpoint, or None if none.
+    ) -> RestoredState | None:
+        """``(step, params, opt_state, key, history)`` from the newest checkpoint, or None.
 
         ``params``, ``opt_state`` and ``key`` are templates with the run's structure (the
         freshly initialised values); a checkpoint with another family, optimizer or
@@ -338,12 +355,16 @@ class OptimizationCheckpointer:
         template = jax.tree.map(np.asarray, template)
         _check_specs(where, meta["leaves"], _leaf_specs(template))
         try:
-            restored = self._manager.restore(
-                step,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(_abstract(template))),
-            ).state
+            args = {"state": ocp.args.StandardRestore(_abstract(template))}
+            if (path / "history").is_dir():
+                args["history"] = ocp.args.StandardRestore()
+            items = self._manager.restore(step, args=ocp.args.Composite(**args))
         except Exception as e:
             raise _read_error(where, e) from None
-        restored = jax.tree.map(jnp.asarray, restored)
+        restored = jax.tree.map(jnp.asarray, items.state)
+        history = items.get("history") or {}
+        history = {k: np.asarray(v) for k, v in history.items()}
         new_key = None if key is None else _key_from_data(restored["key"], impl)
-        return int(restored["step"]), restored["params"], restored["opt_state"], new_key
+        return RestoredState(
+            int(restored["step"]), restored["params"], restored["opt_state"], new_key, history
+        )

@@ -103,14 +103,22 @@ def test_optimization_checkpoint_round_trip(tmp_path):
     current = eqx.combine(params, eqx.filter(schedule, eqx.is_inexact_array, inverse=True))
     with OptimizationCheckpointer(tmp_path, every=2) as ckpt:
         assert not ckpt.save(3, params=params, opt_state=opt_state, key=key)
+        losses = np.arange(3.0)
         assert ckpt.save(
-            3, params=params, opt_state=opt_state, key=key, schedule=current, force=True
+            3,
+            params=params,
+            opt_state=opt_state,
+            key=key,
+            schedule=current,
+            history={"losses": losses},
+            force=True,
         )
         fresh_params, fresh_state = _state(schedule, optimizer)
-        step, p, o, k = ckpt.restore(
+        step, p, o, k, history = ckpt.restore(
             params=fresh_params, opt_state=fresh_state, key=jax.random.key(0), schedule=schedule
         )
     assert step == 3
+    np.testing.assert_array_equal(history["losses"], losses)
     leaves_equal(p, params)
     leaves_equal(o, opt_state)
     np.testing.assert_array_equal(jax.random.key_data(k), jax.random.key_data(key))
@@ -133,7 +141,7 @@ def test_legacy_uint32_keys_round_trip(tmp_path):
     key = jax.random.PRNGKey(3)
     with OptimizationCheckpointer(tmp_path, every=1) as ckpt:
         ckpt.save(1, params=params, opt_state=opt_state, key=key)
-        _, _, _, k = ckpt.restore(params=params, opt_state=opt_state, key=jax.random.PRNGKey(0))
+        k = ckpt.restore(params=params, opt_state=opt_state, key=jax.random.PRNGKey(0)).key
     np.testing.assert_array_equal(k, key)
 
 
