@@ -1,0 +1,22 @@
+"""Data sets: bundled digits, Gaussian mixtures with exact densities, 2-D toy sets."""
+
+from .digits import IMAGE_SHAPE, load_digits, to_pixels
+from .mixtures import GaussianMixture, gaussian_with_spectrum, grid, ring, unequal_mixture
+from .registry import DATASETS, Dataset, load_dataset
+from .toy import moons, swiss_roll
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "GaussianMixture",
+    "IMAGE_SHAPE",
+    "gaussian_with_spectrum",
+    "grid",
+    "load_dataset",
+    "load_digits",
+    "moons",
+    "ring",
+    "swiss_roll",
+    "to_pixels",
+    "unequal_mixture",
+]

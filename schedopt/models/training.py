@@ -1,0 +1,346 @@
+"""``train_denoiser``: denoising score matching for Flax NNX networks, resumable.
+
+One step draws a batch ``x0`` from the data, noise levels ``s`` from the training noise
+distribution and ``eps ~ N(0, I)``, and minimises
+
+    E[ w(s) ||D(x0 + s eps; s) - x0||^2 ]      (mean over dimensions)
+
+with optax (Adam, linear warm-up then constant rate, gradient clipping), keeping an
+exponential moving average (EMA) of the weights. Everything random is derived from
+``fold_in(key(seed), step)``, so a run is deterministic given ``seed`` and a resumed run
+is identical to an uninterrupted one. Checkpoints (orbax) hold weights, EMA, optimiser
+state and the run's settings; progress shows as a tqdm bar (loss and rate) and each log
+record goes to a JSONL file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+from jaxtyping import ArrayLike
+
+from .._checks import check_finite_float, check_positive_float, check_positive_int
+from ..io.atomic import atomic_write_bytes
+from ..schedules.base import AbstractSchedule
+from .nnx_adapter import NNXDenoiser
+from .noise import AbstractNoiseDistribution, check_weighting, loss_weight, noise_distribution
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train_denoiser` returns.
+
+    ``model`` holds the EMA weights (use it for sampling), ``raw_model`` the last
+    optimiser iterate; ``denoiser`` is ``model`` as an ``AbstractDenoiser``.
+    """
+
+    model: nnx.Module
+    raw_model: nnx.Module
+    step: int
+    history: list[dict]
+
+    @property
+    def denoiser(self) -> NNXDenoiser:
+        return NNXDenoiser.from_module(self.model)
+
+
+def default_optimizer(
+    learning_rate: float = 1e-3, warmup_steps: int = 200, clip_norm: float = 1.0
+) -> optax.GradientTransformation:
+    """Adam with linear warm-up to a constant ``learning_rate`` and global-norm clipping.
+
+    The rate does not depend on the total number of steps, so a run extended later is
+    the same as one planned longer.
+
+    >>> opt = default_optimizer(1e-3)
+    >>> state = opt.init({"w": jnp.zeros(2)})
+    """
+    lr = check_positive_float("learning_rate", learning_rate)
+    warm = check_positive_int("warmup_steps", warmup_steps)
+    clip = check_positive_float("clip_norm", clip_norm)
+    schedule = optax.linear_schedule(lr / warm, lr, warm)
+    return optax.chain(optax.clip_by_global_norm(clip), optax.adam(schedule))
+
+
+def _fingerprint(data: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()[:16]
+
+
+def _make_chunk_fn(
+    graphdef, rest, noise, weighting, sigma_data, batch_size, optimizer, ema_decay, seed
+):
+    """A jitted ``(state, data, count) -> (state, mean_loss)`` running ``count`` steps."""
+    base_key = jax.random.key(seed)
+
+    def loss_fn(params, x0, key):
+        event_axes = tuple(range(1, x0.ndim))
+        key_noise, key_eps = jax.random.split(key)
+        s, density = noise.sample(key_noise, x0.shape[0])
+        s = s.astype(x0.dtype)
+        eps = jax.random.normal(key_eps, x0.shape, x0.dtype)
+        y = x0 + s.reshape((-1,) + (1,) * len(event_axes)) * eps
+        d = nnx.merge(graphdef, params, rest)(y, s)
+        per_sample = jnp.mean((d - x0) ** 2, axis=event_axes)
+        weight = loss_weight(weighting, s, density, sigma_data)
+        return jnp.mean(weight * per_sample)
+
+    def one_step(step, carry, data):
+        state, loss_sum = carry
+        key = jax.random.fold_in(base_key, step)
+        key_batch, key_loss = jax.random.split(key)
+        idx = jax.random.randint(key_batch, (batch_size,), 0, data.shape[0])
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"], data[idx], key_loss)
+        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        # EMA with warm-up: the decay grows as (1 + n) / (10 + n) up to ema_decay
+        decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
+        ema = jax.tree.map(lambda e, p: e + (1.0 - decay) * (p - e), state["ema"], params)
+        new = {"params": params, "ema": ema, "opt_state": opt_state, "step": step + 1}
+        return new, loss_sum + loss
+
+    @jax.jit
+    def run_chunk(state, data, count):
+        start = state["step"]
+        body = functools.partial(one_step, data=data)
+        init = (state, jnp.zeros((), jnp.float32))
+        state, loss_sum = jax.lax.fori_loop(start, start + count, body, init)
+        return state, loss_sum / count
+
+    return run_chunk
+
+
+def _settings(model, data, batch_size, noise, weighting, ema_decay, seed, optimizer_desc) -> dict:
+    config = model.config() if hasattr(model, "config") else {"class": type(model).__name__}
+    return {
+        "network": config,
+        "data_shape": list(data.shape),
+        "data_fingerprint": _fingerprint(data),
+        "batch_size": batch_size,
+        "noise": noise.describe(),
+        "weighting": weighting,
+        "ema_decay": ema_decay,
+        "seed": seed,
+        "optimizer": optimizer_desc,
+    }
+
+
+def train_denoiser(
+    model: nnx.Module,
+    data: ArrayLike,
+    *,
+    num_steps: int,
+    batch_size: int = 128,
+    learning_rate: float = 1e-3,
+    optimizer: optax.GradientTransformation | None = None,
+    noise: str | AbstractNoiseDistribution | AbstractSchedule = "edm",
+    weighting: str = "edm",
+    ema_decay: float = 0.999,
+    seed: int = 0,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1000,
+    log_path: str | os.PathLike | None = None,
+    log_every: int = 50,
+    progress: bool = True,
+    callback: Callable[[dict], Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` (an NNX denoiser ``model(y, s) -> D``) on ``data`` for ``num_steps`` steps.
+
+    ``data`` has shape ``(n, *event_shape)``. ``noise`` is a named density (``"edm"``,
+    ``"log-uniform"``, ``"logit-normal"``), a noise distribution, or any schedule (``t ~
+    U(0, 1)`` pushed through it); ``weighting`` one of ``"edm"``, ``"snr"``,
+    ``"min-snr"``, ``"uniform"``, ``"vdm"`` (see :mod:`schedopt.models.noise`). With
+    ``checkpoint_dir``, a checkpoint is written every ``checkpoint_every`` steps and at
+    the end, and a run finding checkpoints there resumes from the latest one (its settings
+    must match). ``callback`` gets each log record (it may raise to stop the run).
+
+    >>> import numpy as np
+    >>> from schedopt.models.networks import MLPDenoiser
+    >>> data = np.random.default_rng(0).normal(size=(256, 2)).astype("float32")
+    >>> net = MLPDenoiser(2, width=16, depth=1, sigma_data=1.0, rngs=nnx.Rngs(0))
+    >>> result = train_denoiser(net, data, num_steps=20, batch_size=32, progress=False)
+    >>> result.step
+    20
+    """
+    num_steps = check_positive_int("num_steps", num_steps)
+    batch_size = check_positive_int("batch_size", batch_size)
+    checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
+    log_every = check_positive_int("log_every", log_every)
+    ema_decay = check_finite_float("ema_decay", ema_decay)
+    if not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"`ema_decay` must be in [0, 1), got ema_decay={ema_decay!r}")
+    check_weighting(weighting)
+    noise = noise_distribution(noise)
+    data = np.asarray(data, dtype=np.float32)
+    event_shape = getattr(model, "event_shape", None)
+    if data.ndim < 2 or data.shape[0] < 1 or (event_shape and data.shape[1:] != tuple(event_shape)):
+        raise ValueError(
+            f"`data` must have shape (n, {', '.join(map(str, event_shape or ('...',)))}), "
+            f"got data.shape={data.shape}"
+        )
+    if not np.all(np.isfinite(data)):
+        raise ValueError("`data` must be finite everywhere")
+    optimizer_desc = "custom" if optimizer is not None else {"adam": learning_rate, "warmup": 200}
+    if optimizer is None:
+        optimizer = default_optimizer(learning_rate)
+    sigma_data = float(getattr(model, "sigma_data", 0.5))
+
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    state = {
+        "params": params,
+        "ema": jax.tree.map(jnp.copy, params),
+        "opt_state": optimizer.init(params),
+        "step": jnp.asarray(0, jnp.int32),
+    }
+    settings = _settings(model, data, batch_size, noise, weighting, ema_decay, seed, optimizer_desc)
+    manager = None
+    if checkpoint_dir is not None:
+        manager = _checkpoint_manager(checkpoint_dir)
+        state = _maybe_restore(manager, checkpoint_dir, state, settings)
+    start = int(state["step"])
+    history = _resume_log(log_path, start)
+
+    run_chunk = _make_chunk_fn(
+        graphdef, rest, noise, weighting, sigma_data, batch_size, optimizer, ema_decay, seed
+    )
+    data_device = jnp.asarray(data)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_steps, initial=min(start, num_steps), unit="step", dynamic_ncols=True)
+    t_start = time.perf_counter()
+    step = start
+    try:
+        while step < num_steps:
+            # chunks end on log and checkpoint boundaries
+            count = min(
+                log_every - step % log_every,
+                checkpoint_every - step % checkpoint_every,
+                num_steps - step,
+            )
+            t0 = time.perf_counter()
+            state, loss = run_chunk(state, data_device, jnp.asarray(count, jnp.int32))
+            loss = float(loss)
+            elapsed = time.perf_counter() - t0
+            step += count
+            if not np.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss became {loss} at step {step}; lower the learning rate"
+                )
+            record = {
+                "step": step,
+                "loss": loss,
+                "steps_per_second": count / elapsed,
+                "elapsed_seconds": time.perf_counter() - t_start,
+            }
+            history.append(record)
+            if log_path is not None:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            if bar is not None:
+                bar.update(count)
+                bar.set_postfix(loss=f"{loss:.4f}")
+            if manager is not None and (step % checkpoint_every == 0 or step == num_steps):
+                _save(manager, step, state, settings)
+            if callback is not None:
+                callback(record)
+    finally:
+        if bar is not None:
+            bar.close()
+        if manager is not None:
+            manager.wait_until_finished()
+            manager.close()
+    return TrainResult(
+        model=nnx.merge(graphdef, state["ema"], rest),
+        raw_model=nnx.merge(graphdef, state["params"], rest),
+        step=step,
+        history=history,
+    )
+
+
+# ---- checkpoints and logs --------------------------------------------------------------
+
+
+def _checkpoint_manager(directory) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=2, create=True, enable_async_checkpointing=False
+    )
+    return ocp.CheckpointManager(Path(directory).absolute(), options=options)
+
+
+def _save(manager, step, state, settings):
+    manager.save(
+        step,
+        args=ocp.args.Composite(
+            train=ocp.args.StandardSave(state), settings=ocp.args.JsonSave(settings)
+        ),
+        force=True,
+    )
+
+
+def _maybe_restore(manager, directory, state, settings):
+    step = manager.latest_step()
+    if step is None:
+        return state
+    where = Path(directory).absolute() / str(step)
+    try:
+        saved = manager.restore(step, args=ocp.args.Composite(settings=ocp.args.JsonRestore()))[
+            "settings"
+        ]
+    except Exception as e:
+        raise ValueError(
+            f"cannot read the settings of checkpoint {where}: {type(e).__name__}: {e}"
+        ) from None
+    differ = sorted(k for k in settings if saved.get(k) != json.loads(json.dumps(settings[k])))
+    if differ:
+        details = "; ".join(
+            f"{k}: checkpoint {saved.get(k)!r} vs now {settings[k]!r}" for k in differ
+        )
+        raise ValueError(
+            f"checkpoint {where} was made with different settings ({details[:500]}); "
+            "use another checkpoint directory or the same settings"
+        )
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    try:
+        restored = manager.restore(
+            step, args=ocp.args.Composite(train=ocp.args.StandardRestore(abstract))
+        )
+    except Exception as e:
+        raise ValueError(
+            f"cannot restore checkpoint {where} (corrupt or from another model?): "
+            f"{type(e).__name__}: {str(e)[:300]}"
+        ) from None
+    return restored["train"]
+
+
+def _resume_log(log_path, start: int) -> list[dict]:
+    """Records of an existing JSONL log up to step ``start`` (later ones are dropped)."""
+    if log_path is None:
+        return []
+    log_path = Path(log_path)
+    kept = []
+    if log_path.exists() and start > 0:
+        for line in log_path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by an interruption
+            if record.get("step", 0) <= start:
+                kept.append(record)
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    atomic_write_bytes(log_path, text.encode())
+    return kept
