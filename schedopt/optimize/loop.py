@@ -23,6 +23,7 @@ import optax
 from tqdm.auto import tqdm
 
 from .._checks import check_positive_float, check_positive_int
+from ..io.checkpoint import OptimizationCheckpointer
 from ..objectives.base import AbstractObjective
 from ..schedules.base import AbstractSchedule
 
@@ -76,12 +77,19 @@ def optimize(
     log_path: str | Path | None = None,
     progress: bool = True,
     chunk_size: int = 50,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 100,
 ) -> OptimizeResult:
     """Minimise ``objective(schedule, key)`` over the schedule's floating-point parameters.
 
     ``optimizer`` defaults to ``optax.adam(learning_rate)``. With ``log_path``, one JSON
     line per step (``{"step", "loss"}``) is appended there. Raises
     :class:`OptimizationError` naming the step if the loss becomes non-finite.
+
+    With ``checkpoint_dir``, the parameters, optimizer state, key, step and losses are
+    saved there (orbax) every ``checkpoint_every`` steps and at the end, and a run started
+    with the same ``checkpoint_dir`` resumes from the newest checkpoint (its key replaces
+    ``key``/``seed``), ending with exactly the schedule of an uninterrupted run.
 
     >>> from schedopt.schedules import Tangent
     >>> from schedopt.gaussian import Spectrum
@@ -95,7 +103,9 @@ def optimize(
     if not isinstance(schedule, AbstractSchedule):
         raise ValueError(f"`schedule` must be an AbstractSchedule, got {type(schedule).__name__}")
     if not isinstance(objective, AbstractObjective):
-        raise ValueError(f"`objective` must be an AbstractObjective, got {type(objective).__name__}")
+        raise ValueError(
+            f"`objective` must be an AbstractObjective, got {type(objective).__name__}"
+        )
     total = check_positive_int("num_iterations", num_iterations)
     chunk = check_positive_int("chunk_size", chunk_size)
     if optimizer is None:
@@ -109,13 +119,29 @@ def optimize(
         )
     opt_state = optimizer.init(params)
     losses = np.empty((total,), dtype=np.float64)
+    step, ckpt = 0, None
+    if checkpoint_dir is not None:
+        ckpt = OptimizationCheckpointer(checkpoint_dir, every=checkpoint_every)
+        restored = ckpt.restore(params=params, opt_state=opt_state, key=key, schedule=schedule)
+        if restored is not None:
+            step, params, opt_state, key, history = restored
+            if step > total:
+                ckpt.close()
+                raise ValueError(
+                    f"checkpoint_dir {str(checkpoint_dir)!r} holds step {step}, beyond "
+                    f"num_iterations={total}"
+                )
+            losses[:step] = history["losses"][:step]
     log = open(log_path, "a") if log_path is not None else None  # noqa: SIM115
     started = time.perf_counter()
     try:
-        with tqdm(total=total, disable=not progress, desc="optimize", unit="step") as bar:
-            step = 0
+        with tqdm(
+            total=total, initial=step, disable=not progress, desc="optimize", unit="step"
+        ) as bar:
             while step < total:
                 length = min(chunk, total - step)
+                if ckpt is not None:  # chunks end on checkpoint steps
+                    length = min(length, ckpt.every - step % ckpt.every)
                 params, opt_state, chunk_losses = _run_chunk(
                     params, static, opt_state, objective, optimizer, key, jnp.asarray(step), length
                 )
@@ -132,12 +158,24 @@ def optimize(
                         log.write(json.dumps({"step": step + i, "loss": float(value)}) + "\n")
                     log.flush()
                 step += length
+                if ckpt is not None:
+                    ckpt.save(
+                        step,
+                        params=params,
+                        opt_state=opt_state,
+                        key=key,
+                        schedule=eqx.combine(params, static),
+                        history={"losses": losses[:step]},
+                        force=step == total,
+                    )
                 bar.update(length)
                 bar.set_postfix(loss=f"{chunk_losses[-1]:.4g}")
         final = float(_evaluate(params, static, objective, jax.random.fold_in(key, total)))
     finally:
         if log is not None:
             log.close()
+        if ckpt is not None:
+            ckpt.close()
     if not np.isfinite(final):
         raise OptimizationError(f"the optimised schedule has a non-finite loss ({final!r})")
     return OptimizeResult(
