@@ -1,4 +1,8 @@
-"""Input/output: atomic files, schedule cards, checkpoints and exporters."""
+"""Input/output: atomic files, schedule cards, checkpoints, conversions and exporters.
+
+The Flax NNX module (``NoiseSchedule``, ``ScheduleConstant``) is imported on first use,
+so that importing ``schedopt.io`` does not import flax.
+"""
 
 from .atomic import atomic_write_bytes, atomic_write_json
 from .card import (
@@ -31,11 +35,24 @@ from .export import (
     numpy_arrays,
 )
 
+_LAZY = {"NoiseSchedule", "ScheduleConstant"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from . import flax_schedule
+
+        return getattr(flax_schedule, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CARD_VERSION",
     "FORMATS",
+    "NoiseSchedule",
     "OptimizationCheckpointer",
     "RestoredState",
+    "ScheduleConstant",
     "atomic_write_bytes",
     "atomic_write_json",
     "card_process",
