@@ -28,6 +28,7 @@ from .._checks import check_positive_float, check_positive_int
 from ..schedules.base import AbstractSchedule
 from ..schedules.fixed import Tangent
 from ..schedules.learnable import MonotoneCubic
+from ..schedules.tabulated import Tabulated
 from .spectrum import Spectrum
 
 _CHUNK = 4096
@@ -165,6 +166,7 @@ def asymptotically_optimal_schedule(
     )
     cumulative = trapezoid_cumulative(jnp.sqrt(weight_fn(lengths)))
     t_of_r = cumulative / cumulative[-1]
-    knots_t = jnp.linspace(0.0, 1.0, check_positive_int("num_knots", num_knots) + 1)
-    knot_log_r = jnp.interp(knots_t, t_of_r, log_r)
-    return MonotoneCubic.from_logsnr_values(-2.0 * knot_log_r)
+    # Dense table (uniform in t), then adaptive knots: the tangent-like ends are steep.
+    dense_t = jnp.linspace(0.0, 1.0, n)
+    dense = Tabulated(-2.0 * jnp.interp(dense_t, t_of_r, log_r))
+    return MonotoneCubic.from_schedule(dense, check_positive_int("num_knots", num_knots))

@@ -173,7 +173,16 @@ class AbstractEndpointSchedule(AbstractSchedule):
         g0 = self._shape(jnp.zeros((), t.dtype))
         g1 = self._shape(jnp.ones((), t.dtype))
         f = (self._shape(t) - g0) / (g1 - g0)
-        return lerp_logsnr(f, self.logsnr_max, self.logsnr_min)
+        return lerp_logsnr(pin_ends(t, f), self.logsnr_max, self.logsnr_min)
+
+
+def pin_ends(t: Array, fraction: Array) -> Array:
+    """``fraction`` with ``f(0) = 0`` and ``f(1) = 1`` enforced exactly.
+
+    Vector and scalar evaluations of the same curve may round differently in XLA, so the
+    normalised fraction can miss 0 or 1 by an ulp; the ends are pinned here.
+    """
+    return jnp.where(t <= 0.0, 0.0, jnp.where(t >= 1.0, 1.0, fraction))
 
 
 def lerp_logsnr(fraction: Array, logsnr_max, logsnr_min) -> Array:

@@ -19,12 +19,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jaxtyping import Array, Float
 
-from .._checks import check_array_finite, check_positive_int, check_strictly_decreasing
+from .._checks import check_array_finite, check_choice, check_positive_int
+from .._checks import check_strictly_decreasing
 from .._interp import pchip
-from .base import AbstractEndpointSchedule, AbstractSchedule, lerp_logsnr
+from .base import AbstractEndpointSchedule, AbstractSchedule, lerp_logsnr, pin_ends
 
 # Every increment keeps at least this share of the total, so ``f`` stays strictly
 # increasing even when softmax underflows.
@@ -35,11 +35,26 @@ class AbstractKnotSchedule(AbstractEndpointSchedule):
     """Base of the knot families: ``f`` at ``t_j = j / K`` is the cumulative softmax share."""
 
     logits: Float[Array, " K"]
+    knots: tuple[float, ...] | None = eqx.field(static=True, default=None, kw_only=True)
+    """Knot times ``0 = t_0 < ... < t_K = 1`` (static); ``None`` means ``t_j = j / K``."""
 
     def __check_init__(self):
         check_array_finite("logits", self.logits)
         if self.logits.ndim != 1 or self.logits.shape[0] < 1:
             raise ValueError(f"`logits` must be 1-D and non-empty, got shape {self.logits.shape}")
+        if self.knots is not None:
+            knots = np.asarray(self.knots, dtype=np.float64)
+            ok = (
+                knots.shape == (self.logits.shape[0] + 1,)
+                and knots[0] == 0.0
+                and knots[-1] == 1.0
+                and np.all(np.diff(knots) > 0)
+            )
+            if not ok:
+                raise ValueError(
+                    f"`knots` must be {self.logits.shape[0] + 1} strictly increasing times "
+                    f"from 0 to 1, got knots={self.knots!r:.200}"
+                )
 
     @property
     def num_knots(self) -> int:
@@ -54,34 +69,46 @@ class AbstractKnotSchedule(AbstractEndpointSchedule):
         return cum / cum[-1]
 
     def knot_times(self) -> Float[Array, " K+1"]:
-        return jnp.linspace(0.0, 1.0, self.num_knots + 1)
+        """The knot times ``t_j`` (uniform unless ``knots`` was given)."""
+        if self.knots is None:
+            return jnp.linspace(0.0, 1.0, self.num_knots + 1)
+        return jnp.asarray(self.knots, dtype=self.logits.dtype)
 
     def _interpolate(self, t, fractions):
         raise NotImplementedError
 
     def logsnr(self, t):
         t = jnp.asarray(t, dtype=self.logits.dtype)
-        f = self._interpolate(t, self.knot_fractions())
-        return lerp_logsnr(jnp.clip(f, 0.0, 1.0), self.logsnr_max, self.logsnr_min)
+        f = jnp.clip(self._interpolate(t, self.knot_fractions()), 0.0, 1.0)
+        return lerp_logsnr(pin_ends(t, f), self.logsnr_max, self.logsnr_min)
 
     def _shape(self, t):  # unused: logsnr is exact by construction
         return self.logsnr(t)
 
     @classmethod
-    def from_schedule(cls, schedule: AbstractSchedule, num_knots: int = 32):
-        """Knots placed on ``schedule``: exact at ``t_j = j / K``, same endpoints.
+    def from_schedule(
+        cls, schedule: AbstractSchedule, num_knots: int = 32, placement: str = "adaptive"
+    ):
+        """Knots placed on ``schedule``: exact at the knots, same endpoints.
+
+        ``placement="uniform"``: ``t_j = j / K``. ``"adaptive"`` (default): the union of
+        ``K/2`` intervals uniform in ``t`` and ``K/2`` uniform in logSNR, so that steep
+        ends (cosine's logarithmic ends) get knots too.
 
         >>> from schedopt.schedules import EDM
         >>> s = PiecewiseLinear.from_schedule(EDM(), num_knots=16)
-        >>> bool(abs(s.logsnr(0.25) - EDM().logsnr(0.25)) < 1e-3)
+        >>> bool(abs(s.logsnr(0.25) - EDM().logsnr(0.25)) < 1e-2)
         True
         """
         k = check_positive_int("num_knots", num_knots)
-        return cls.from_logsnr_values(schedule.logsnr(jnp.linspace(0.0, 1.0, k + 1)))
+        check_choice("placement", placement, ("adaptive", "uniform"))
+        knots = _adaptive_knots(schedule, k) if placement == "adaptive" else None
+        t = np.linspace(0.0, 1.0, k + 1) if knots is None else np.asarray(knots)
+        return cls.from_logsnr_values(schedule.logsnr(jnp.asarray(t)), knots=knots)
 
     @classmethod
-    def from_logsnr_values(cls, logsnrs):
-        """From logSNR values at the uniform knots ``t_j = j / K`` (strictly decreasing).
+    def from_logsnr_values(cls, logsnrs, knots: tuple[float, ...] | None = None):
+        """From logSNR values at the knot times (uniform ``t_j = j / K`` by default).
 
         >>> s = PiecewiseLinear.from_logsnr_values(jnp.array([4.0, 1.0, 0.0, -4.0]))
         >>> float(s.logsnr(1 / 3))
@@ -96,6 +123,7 @@ class AbstractKnotSchedule(AbstractEndpointSchedule):
             logits=jnp.asarray(np.log(share), dtype=jnp.result_type(float)),
             sigma_min=float(np.exp(-0.5 * lam[0])),
             sigma_max=float(np.exp(-0.5 * lam[-1])),
+            knots=knots,
         )
 
     @classmethod
@@ -103,6 +131,26 @@ class AbstractKnotSchedule(AbstractEndpointSchedule):
         """All increments equal: logSNR linear in ``t``."""
         k = check_positive_int("num_knots", num_knots)
         return cls(logits=jnp.zeros((k,)), **endpoints)
+
+
+def _adaptive_knots(schedule: AbstractSchedule, k: int) -> tuple[float, ...] | None:
+    """``k + 1`` knot times: the union of ``k - k//2`` intervals uniform in ``t`` and
+    ``k//2`` uniform in logSNR; where the two sets share times, the widest gaps are split
+    until there are ``k + 1``. ``None`` (uniform) for ``k < 2``."""
+    half = k // 2
+    if half < 1:
+        return None
+    by_t = np.linspace(0.0, 1.0, k - half + 1)
+    lam_max, lam_min = float(schedule.logsnr_max), float(schedule.logsnr_min)
+    even_lam = lam_max + np.linspace(0.0, 1.0, half + 1) * (lam_min - lam_max)
+    by_lam = np.asarray(schedule.t_of_logsnr(jnp.asarray(even_lam[1:-1])), dtype=np.float64)
+    times = np.unique(np.concatenate([by_t, np.clip(by_lam, 0.0, 1.0)]))
+    times = times[np.concatenate([[True], np.diff(times) > 1e-6])]
+    times[-1] = 1.0
+    while times.shape[0] < k + 1:
+        i = int(np.argmax(np.diff(times)))
+        times = np.insert(times, i + 1, 0.5 * (times[i] + times[i + 1]))
+    return tuple(float(x) for x in times[: k + 1]) if times.shape[0] == k + 1 else None
 
 
 class PiecewiseLinear(AbstractKnotSchedule):
@@ -136,8 +184,12 @@ class MonotoneCubic(AbstractKnotSchedule):
 class MonotoneMLP(AbstractEndpointSchedule):
     """VDM's monotone schedule network with ``softplus``-positive weights.
 
-    ``g(t) = softplus(w1) t + (1/F) sum_j softplus(w3_j) (2 sigmoid(softplus(w2_j) (2t - 1) + b2_j) - 1)``,
-    strictly increasing; ``f = (g(t) - g(0)) / (g(1) - g(0))``.
+    ``g(u) = softplus(w1) u + (1/F) sum_j softplus(w3_j) (2 sigmoid(softplus(w2_j) (2u - 1) + b2_j) - 1)``
+    is strictly increasing and ``f(t) = (g(u) - g(0)) / (g(1) - g(0))``. The input is
+    ``u = t``, or with a ``base`` schedule its normalised curve
+    ``u = (lam_max - lam_base(t)) / (lam_max - lam_min)``: the network then warps a known
+    schedule, and starts as it exactly (VDM: a learned schedule starts as a known one).
+    The base is frozen (``stop_gradient``).
 
     >>> s = MonotoneMLP.init(jax.random.key(0), num_features=16)
     >>> bool(s.logsnr(1.0) == s.logsnr_min)
@@ -149,81 +201,64 @@ class MonotoneMLP(AbstractEndpointSchedule):
     w2: Float[Array, " F"]
     b2: Float[Array, " F"]
     w3: Float[Array, " F"]
+    base: AbstractSchedule | None = eqx.field(default=None, kw_only=True)
 
     def __check_init__(self):
         for name in ("w1", "w2", "b2", "w3"):
             check_array_finite(name, getattr(self, name))
 
     @classmethod
-    def init(cls, key, num_features: int = 64, **endpoints) -> MonotoneMLP:
-        """Random initialisation near logSNR-linear (the linear term dominates)."""
+    def init(
+        cls, key, num_features: int = 64, *, base: AbstractSchedule | None = None, **endpoints
+    ) -> MonotoneMLP:
+        """Random initialisation near the identity warp (the linear term dominates)."""
         f = check_positive_int("num_features", num_features)
+        if base is not None:
+            endpoints = dict(sigma_min=float(base.sigma_min), sigma_max=float(base.sigma_max))
         k2, k3 = jax.random.split(key)
         return cls(
             w1=jnp.asarray(2.0),
             w2=jax.random.normal(k2, (f,)),
             b2=jnp.linspace(-3.0, 3.0, f),
             w3=jax.random.normal(k3, (f,)) - 2.0,
+            base=base,
             **endpoints,
         )
 
-    def _g(self, t):
-        t = jnp.asarray(t)[..., None]
-        hidden = jax.nn.sigmoid(jax.nn.softplus(self.w2) * (2.0 * t - 1.0) + self.b2)
+    def _input(self, t):
+        if self.base is None:
+            return t
+        base = jax.lax.stop_gradient(self.base)
+        lam_max, lam_min = base.logsnr_max, base.logsnr_min
+        return (lam_max - base.logsnr(t)) / (lam_max - lam_min)
+
+    def _g(self, u):
+        u = jnp.asarray(u)[..., None]
+        hidden = jax.nn.sigmoid(jax.nn.softplus(self.w2) * (2.0 * u - 1.0) + self.b2)
         bumps = jnp.mean(jax.nn.softplus(self.w3) * (2.0 * hidden - 1.0), axis=-1)
-        return jax.nn.softplus(self.w1) * t[..., 0] + bumps
+        return jax.nn.softplus(self.w1) * u[..., 0] + bumps
 
     def _shape(self, t):
-        return -self._g(t)
+        return -self._g(self._input(t))
 
     def logsnr(self, t):
         t = jnp.asarray(t, dtype=self.w2.dtype)
         g0, g1 = self._g(jnp.zeros((), t.dtype)), self._g(jnp.ones((), t.dtype))
-        f = (self._g(t) - g0) / (g1 - g0)
-        return lerp_logsnr(f, self.logsnr_max, self.logsnr_min)
+        f = (self._g(self._input(t)) - g0) / (g1 - g0)
+        return lerp_logsnr(pin_ends(t, f), self.logsnr_max, self.logsnr_min)
 
     @classmethod
     def from_schedule(
-        cls,
-        schedule: AbstractSchedule,
-        num_features: int = 64,
-        *,
-        key=None,
-        num_iterations: int = 2000,
-        learning_rate: float = 3e-2,
+        cls, schedule: AbstractSchedule, num_features: int = 64, *, key=None
     ) -> MonotoneMLP:
-        """Fit the network to ``schedule``'s normalised curve by least squares (Adam).
+        """A network that warps ``schedule`` and starts as it: the bump weights start at
+        ``softplus(-12) ~ 6e-6`` so ``g`` is the identity to about ``1e-5``.
 
         >>> from schedopt.schedules import EDM
-        >>> s = MonotoneMLP.from_schedule(EDM(), num_iterations=300)
-        >>> bool(abs(s.logsnr(0.5) - EDM().logsnr(0.5)) < 1.0)
+        >>> s = MonotoneMLP.from_schedule(EDM())
+        >>> bool(abs(s.logsnr(0.5) - EDM().logsnr(0.5)) < 1e-3)
         True
         """
         key = jax.random.key(0) if key is None else key
-        lam_max, lam_min = float(schedule.logsnr_max), float(schedule.logsnr_min)
-        endpoints = dict(
-            sigma_min=float(np.exp(-0.5 * lam_max)), sigma_max=float(np.exp(-0.5 * lam_min))
-        )
-        model = cls.init(key, num_features, **endpoints)
-        t = jnp.linspace(0.0, 1.0, 257)
-        target = (lam_max - schedule.logsnr(t)) / (lam_max - lam_min)
-
-        def loss(m):
-            f = (lam_max - m.logsnr(t)) / (lam_max - lam_min)
-            return jnp.mean((f - target) ** 2)
-
-        opt = optax.adam(learning_rate)
-        state = opt.init(eqx.filter(model, eqx.is_inexact_array))
-
-        @eqx.filter_jit
-        def fit(model, state):
-            def step(carry, _):
-                m, s = carry
-                grads = eqx.filter_grad(loss)(m)
-                updates, s = opt.update(grads, s)
-                return (eqx.apply_updates(m, updates), s), None
-
-            (model, state), _ = jax.lax.scan(step, (model, state), None, length=num_iterations)
-            return model
-
-        return fit(model, state)
+        model = cls.init(key, num_features, base=schedule)
+        return eqx.tree_at(lambda m: m.w3, model, jnp.full_like(model.w3, -12.0))

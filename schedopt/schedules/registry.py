@@ -71,6 +71,12 @@ def schedule_to_config(schedule: AbstractSchedule) -> dict:
     params = {}
     for f in dataclasses.fields(schedule):
         value = getattr(schedule, f.name)
+        if value is None:
+            params[f.name] = None
+            continue
+        if isinstance(value, AbstractSchedule):
+            params[f.name] = schedule_to_config(value)
+            continue
         arr = np.asarray(value)
         params[f.name] = arr.item() if arr.ndim == 0 else arr.tolist()
     return {"family": type(schedule).family, "params": params}
@@ -91,8 +97,15 @@ def schedule_from_config(config: dict) -> AbstractSchedule:
         raise ValueError(f"unknown parameters {sorted(unknown)} for schedule family {family!r}")
     kwargs = {}
     for name, value in params.items():
-        if fields[name].metadata.get("static", False):
-            kwargs[name] = float(value)
+        if isinstance(value, dict) and "family" in value:
+            kwargs[name] = schedule_from_config(value)
+        elif value is None:
+            kwargs[name] = None
+        elif fields[name].metadata.get("static", False):
+            if value is None or isinstance(value, (list, tuple)):
+                kwargs[name] = None if value is None else tuple(float(v) for v in value)
+            else:
+                kwargs[name] = float(value)
         else:
             kwargs[name] = jnp.asarray(value, dtype=jnp.result_type(float))
     return cls(**kwargs)
