@@ -10,6 +10,7 @@ from .sde import (
     Ancestral,
     EulerMaruyama,
     ReparameterisedNoisePath,
+    ancestral,
     ancestral_split,
     euler_maruyama,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "EulerMaruyama",
     "ODESampler",
     "ReparameterisedNoisePath",
+    "ancestral",
     "ancestral_split",
     "draw_noise",
     "euler_maruyama",

@@ -263,12 +263,53 @@ def ancestral_split(s, s_next, eta):
     return s_up, s_down
 
 
+def ancestral(
+    denoiser: AbstractDenoiser,
+    noise_levels: Float[ArrayLike, " n+1"],
+    y0: ArrayLike,
+    xi: ArrayLike,
+    *,
+    eta: Float[ArrayLike, ""] = 1.0,
+) -> Array:
+    """Ancestral sampling through ``noise_levels`` (``s_0 > ... > s_N >= 0``) with draws ``xi``.
+
+    Each step: ``y_d = y + (s_down - s)(y - D)/s``, ``y' = y_d + s_up xi_k``; a step to 0
+    returns ``D``. ``xi`` has shape ``(N, *y0.shape)``. Differentiable in the levels.
+
+    >>> from schedopt.models import GaussianDenoiser
+    >>> y = ancestral(GaussianDenoiser(jnp.ones(1)), jnp.array([1.0, 0.0]), jnp.ones((1, 1)),
+    ...               jnp.zeros((1, 1, 1)))
+    >>> float(y[0, 0])  # D(1; 1) = 1 / (1 + 1)
+    0.5
+    """
+    y0 = _check_state(y0)
+    levels = jnp.asarray(noise_levels, y0.dtype)
+    xi = jnp.asarray(xi, y0.dtype)
+    if levels.ndim != 1 or levels.shape[0] < 2:
+        raise ValueError(f"`noise_levels` must be 1-D with >= 2 levels, got shape {levels.shape}")
+    if xi.shape != (levels.shape[0] - 1, *y0.shape):
+        raise ValueError(
+            f"`xi` must have shape {(levels.shape[0] - 1, *y0.shape)} (one draw per step), "
+            f"got {xi.shape}"
+        )
+
+    def step(y, inputs):
+        s, s_next, noise = inputs
+        s_up, s_down = ancestral_split(s, s_next, eta)
+        d = denoiser(y, s)
+        return y + (s_down - s) * (y - d) / s + s_up * noise, None
+
+    y, _ = jax.lax.scan(step, y0, (levels[:-1], levels[1:], xi))
+    return y
+
+
 class Ancestral(AbstractSampler):
     """DDPM ancestral sampling = k-diffusion's Euler ancestral with ``eta`` (``N`` NFE).
 
     Each step from ``s`` to ``s'``: ``y_d = y + (s_down - s)(y - D)/s``,
     ``y' = y_d + s_up xi``; the last step to 0 returns ``D``. A discrete Markov chain
-    with per-step variances, so it runs as a ``lax.scan`` rather than an SDE solve.
+    with per-step variances, so it runs as a ``lax.scan`` (:func:`ancestral`) rather than
+    an SDE solve.
 
     >>> from schedopt.models import GaussianDenoiser
     >>> from schedopt.schedules import EDM
@@ -298,14 +339,6 @@ class Ancestral(AbstractSampler):
 
     def __call__(self, denoiser, schedule, y0, key=None):
         y0 = _check_state(y0)
-        levels = grid(schedule, self.num_steps, self.final).astype(y0.dtype)
+        levels = grid(schedule, self.num_steps, self.final)
         xi = draw_noise(_require_key(self, key), (self.num_steps, *y0.shape), self.noise, y0.dtype)
-
-        def step(y, inputs):
-            s, s_next, noise = inputs
-            s_up, s_down = ancestral_split(s, s_next, self.eta)
-            d = denoiser(y, s)
-            return y + (s_down - s) * (y - d) / s + s_up * noise, None
-
-        y, _ = jax.lax.scan(step, y0, (levels[:-1], levels[1:], xi))
-        return y
+        return ancestral(denoiser, levels, y0, xi, eta=self.eta)
