@@ -41,7 +41,9 @@ def plot_schedules(
         style = dict(color="black", linewidth=2.5, zorder=5) if name == highlight else {}
         levels = np.asarray(grid(schedule, num_steps, final))
         positive = levels > 0
-        ax_grid.plot(np.arange(len(levels))[positive], levels[positive], "o-", ms=3, label=name, **style)
+        ax_grid.plot(
+            np.arange(len(levels))[positive], levels[positive], "o-", ms=3, label=name, **style
+        )
         ax_curve.plot(np.asarray(t), np.asarray(schedule.logsnr(t)), label=name, **style)
     ax_grid.set_yscale("log")
     ax_grid.set_xlabel("step k")

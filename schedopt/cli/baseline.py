@@ -35,7 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--final", default="zero", choices=FINALS)
     for option, (_, text) in _OPTIONS.items():
         kind = int if option == "num_timesteps" else float
-        p.add_argument(f"--{option.replace('_', '-')}", dest=option, type=kind, default=None, help=text)
+        p.add_argument(
+            f"--{option.replace('_', '-')}", dest=option, type=kind, default=None, help=text
+        )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -43,9 +45,19 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.name == "tabulated" or args.name not in FAMILIES:
         raise ValueError(f"unknown schedule family {args.name!r}")
-    params = {kw: getattr(args, opt) for opt, (kw, _) in _OPTIONS.items() if getattr(args, opt) is not None}
+    params = {
+        kw: getattr(args, opt)
+        for opt, (kw, _) in _OPTIONS.items()
+        if getattr(args, opt) is not None
+    }
     schedule = make_schedule(args.name, **params)
     sigmas = [float(x) for x in grid(schedule, args.nfe, args.final)]
-    record = {"name": args.name, "nfe": args.nfe, "final": args.final, "params": params, "sigmas": sigmas}
+    record = {
+        "name": args.name,
+        "nfe": args.nfe,
+        "final": args.final,
+        "params": params,
+        "sigmas": sigmas,
+    }
     print(json.dumps(record) if args.json else ", ".join(f"{s:.6g}" for s in sigmas))
     return 0

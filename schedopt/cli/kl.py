@@ -19,7 +19,9 @@ def register(subparsers) -> None:
     p.add_argument("--sigmas", required=True, help="comma-separated noise levels, decreasing")
     p.add_argument("--eigenvalues", default=None, help="comma-separated data eigenvalues")
     p.add_argument("--spectrum", default=None, help=SPECTRUM_HELP + " (if no --eigenvalues)")
-    p.add_argument("--solver", default="euler", choices=[s for s in SOLVERS if s != "euler-maruyama"])
+    p.add_argument(
+        "--solver", default="euler", choices=[s for s in SOLVERS if s != "euler-maruyama"]
+    )
     p.add_argument("--init", default="exact", choices=INITS)
     p.add_argument("--direction", default="forward", choices=DIRECTIONS)
     p.add_argument("--json", action="store_true", help="print one JSON object")

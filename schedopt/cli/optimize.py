@@ -74,13 +74,19 @@ def register(subparsers) -> None:
     )
     p.add_argument("--objective", default="gaussian-kl", help=f"one of {', '.join(OBJECTIVES)}")
     p.add_argument("--spectrum", default="digits", help=SPECTRUM_HELP)
-    p.add_argument("--eigenvalues", default=None, help="comma-separated eigenvalues (overrides --spectrum)")
+    p.add_argument(
+        "--eigenvalues", default=None, help="comma-separated eigenvalues (overrides --spectrum)"
+    )
     p.add_argument("--nfe", type=int, default=10, help="number of sampling steps N (default 10)")
     p.add_argument("--solver", default="euler", help=f"one of {', '.join(SOLVERS)}")
     p.add_argument("--init", default="exact", help=f"initial-noise convention: {', '.join(INITS)}")
-    p.add_argument("--direction", default="forward", help="KL direction: forward = KL(data || output)")
+    p.add_argument(
+        "--direction", default="forward", help="KL direction: forward = KL(data || output)"
+    )
     p.add_argument("--final", default="zero", help="grid end: zero (last step to s=0) or min")
-    p.add_argument("--family", default="monotone-cubic", help="learnable family, or a fixed family to tune")
+    p.add_argument(
+        "--family", default="monotone-cubic", help="learnable family, or a fixed family to tune"
+    )
     p.add_argument("--num-knots", type=int, default=32, help="knots of the knot families")
     p.add_argument("--init-from", default="edm", help="fixed family the learnable one starts as")
     p.add_argument("--sigma-min", type=float, default=0.002)

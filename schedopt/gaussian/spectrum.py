@@ -14,8 +14,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_array_finite, check_array_positive, check_positive_float
-from .._checks import check_positive_int, is_concrete
+from .._checks import (
+    check_array_finite,
+    check_array_positive,
+    check_positive_float,
+    check_positive_int,
+    is_concrete,
+)
 
 
 class Spectrum(eqx.Module):
@@ -51,8 +56,9 @@ class Spectrum(eqx.Module):
         for name in ("mean", "weights"):
             value = getattr(self, name)
             if value.shape != self.eigenvalues.shape:
+                expected = tuple(self.eigenvalues.shape)
                 raise ValueError(
-                    f"`{name}` must have the shape of `eigenvalues` {tuple(self.eigenvalues.shape)}, "
+                    f"`{name}` must have the shape of `eigenvalues` {expected}, "
                     f"got {tuple(value.shape)}"
                 )
         check_array_finite("mean", self.mean)
@@ -79,9 +85,9 @@ class Spectrum(eqx.Module):
         Directions whose eigenvalue is below ``min_eigenvalue_ratio * max`` (constant
         pixels, exact collinearity) carry no Gaussian KL and are dropped.
 
-        >>> x = np.random.default_rng(0).normal(size=(5000, 2)) * [1.0, 2.0]
-        >>> sorted(np.round(np.asarray(Spectrum.from_data(x).eigenvalues), 1).tolist())
-        [1.0, 4.0]
+        >>> x = np.random.default_rng(0).normal(size=(100_000, 2)) * [1.0, 2.0]
+        >>> [round(c) for c in sorted(Spectrum.from_data(x).eigenvalues.tolist())]
+        [1, 4]
         """
         x = np.asarray(data, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] < 2:

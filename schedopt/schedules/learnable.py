@@ -21,8 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import check_array_finite, check_choice, check_positive_int
-from .._checks import check_strictly_decreasing
+from .._checks import (
+    check_array_finite,
+    check_choice,
+    check_positive_int,
+    check_strictly_decreasing,
+)
 from .._interp import pchip
 from .base import AbstractEndpointSchedule, AbstractSchedule, lerp_logsnr, pin_ends
 
@@ -184,8 +188,9 @@ class MonotoneCubic(AbstractKnotSchedule):
 class MonotoneMLP(AbstractEndpointSchedule):
     """VDM's monotone schedule network with ``softplus``-positive weights.
 
-    ``g(u) = softplus(w1) u + (1/F) sum_j softplus(w3_j) (2 sigmoid(softplus(w2_j) (2u - 1) + b2_j) - 1)``
-    is strictly increasing and ``f(t) = (g(u) - g(0)) / (g(1) - g(0))``. The input is
+    ``g(u) = softplus(w1) u + mean_j softplus(w3_j) (2 sigmoid(h_j) - 1)``,
+    ``h_j = softplus(w2_j) (2u - 1) + b2_j``, is strictly increasing and
+    ``f(t) = (g(u) - g(0)) / (g(1) - g(0))``. The input is
     ``u = t``, or with a ``base`` schedule its normalised curve
     ``u = (lam_max - lam_base(t)) / (lam_max - lam_min)``: the network then warps a known
     schedule, and starts as it exactly (VDM: a learned schedule starts as a known one).

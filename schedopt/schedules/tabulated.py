@@ -15,8 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_array_finite, check_positive_float, check_positive_int
-from .._checks import check_strictly_decreasing
+from .._checks import (
+    check_array_finite,
+    check_positive_float,
+    check_positive_int,
+    check_strictly_decreasing,
+)
 from .base import AbstractSchedule
 
 

@@ -51,5 +51,7 @@ def test_asymptotic_optimum_beats_every_tangent_and_edm():
 
 
 def test_asymptotic_optimum_handles_a_large_spectrum():
-    s = jax.block_until_ready(asymptotically_optimal_schedule(Spectrum.power_law(100_000), num_iterations=5))
+    s = jax.block_until_ready(
+        asymptotically_optimal_schedule(Spectrum.power_law(100_000), num_iterations=5)
+    )
     assert bool(jnp.all(jnp.diff(s.logsnr(jnp.linspace(0, 1, 50))) < 0))

@@ -32,7 +32,9 @@ def test_kl_is_non_negative(levels, eigenvalues, solver, init, direction):
     if sigmas.shape[0] < 2:
         return
     sigmas = np.append(sigmas, 0.0)
-    kl = gaussian_kl(Spectrum(eigenvalues, mean=eigenvalues - 1), sigma_grid(sigmas), solver, init, direction)
+    kl = gaussian_kl(
+        Spectrum(eigenvalues, mean=eigenvalues - 1), sigma_grid(sigmas), solver, init, direction
+    )
     assert float(kl) >= 0.0
 
 
@@ -43,7 +45,9 @@ def test_one_step_closed_form():
     np.testing.assert_allclose(m.variance(), c**2 / (c + s**2), rtol=1e-6)
     r = c / (c + s**2)
     np.testing.assert_allclose(kl_per_direction(m, "reverse"), 0.5 * (r - 1 - np.log(r)), rtol=1e-5)
-    np.testing.assert_allclose(kl_per_direction(m, "forward"), 0.5 * (1 / r - 1 + np.log(r)), rtol=1e-5)
+    np.testing.assert_allclose(
+        kl_per_direction(m, "forward"), 0.5 * (1 / r - 1 + np.log(r)), rtol=1e-5
+    )
 
 
 def test_mean_offset_from_a_zero_mean_start():
@@ -51,8 +55,13 @@ def test_mean_offset_from_a_zero_mean_start():
     sp = Spectrum([0.5, 2.0], mean=[1.0, -3.0])
     sigmas = np.array([30.0, 4.0, 0.5, 0.0])
     m = output_moments(sp, sigma_grid(sigmas), "euler", init="ve")
-    gains = np.prod([(np.array([0.5, 2.0]) + s * t) / (np.array([0.5, 2.0]) + s**2)
-                     for s, t in zip(sigmas[:-1], sigmas[1:], strict=True)], axis=0)
+    gains = np.prod(
+        [
+            (np.array([0.5, 2.0]) + s * t) / (np.array([0.5, 2.0]) + s**2)
+            for s, t in zip(sigmas[:-1], sigmas[1:], strict=True)
+        ],
+        axis=0,
+    )
     np.testing.assert_allclose(np.asarray(m.mean_offset), -np.array([1.0, -3.0]) * gains, rtol=1e-5)
 
 
@@ -83,7 +92,9 @@ def test_heun_is_fourth_order_in_kl():
     with jax.enable_x64(True):
         sp = Spectrum([0.1, 1.0, 5.0])
         ns = np.array([32, 64, 128])
-        kls = np.array([float(gaussian_kl(sp, step_grid(EDM(), int(n), "min"), "heun")) for n in ns])
+        kls = np.array(
+            [float(gaussian_kl(sp, step_grid(EDM(), int(n), "min"), "heun")) for n in ns]
+        )
         slope = np.polyfit(np.log(ns), np.log(kls), 1)[0]
         assert abs(slope + 4) < 0.2, slope
 
@@ -91,7 +102,10 @@ def test_heun_is_fourth_order_in_kl():
 def test_directions_agree_to_leading_order():
     sp = Spectrum([0.3, 1.0])
     grid = step_grid(EDM(), 200, "min")
-    fwd, rev = gaussian_kl(sp, grid, direction="forward"), gaussian_kl(sp, grid, direction="reverse")
+    fwd, rev = (
+        gaussian_kl(sp, grid, direction="forward"),
+        gaussian_kl(sp, grid, direction="reverse"),
+    )
     np.testing.assert_allclose(fwd, rev, rtol=0.05)
 
 
@@ -126,7 +140,9 @@ def test_gradient_matches_finite_differences():
     sigmas = jnp.asarray(step_grid(EDM(), 6).sigmas)
     g_grid = jax.grad(lambda s: gaussian_kl(sp, sigma_grid(s)))(sigmas)
     e = jnp.zeros_like(sigmas).at[2].set(1e-2 * sigmas[2])
-    fd2 = (gaussian_kl(sp, sigma_grid(sigmas + e)) - gaussian_kl(sp, sigma_grid(sigmas - e))) / (2 * e[2])
+    fd2 = (gaussian_kl(sp, sigma_grid(sigmas + e)) - gaussian_kl(sp, sigma_grid(sigmas - e))) / (
+        2 * e[2]
+    )
     np.testing.assert_allclose(g_grid[2], fd2, rtol=1e-2)
 
 
@@ -155,6 +171,8 @@ def test_spectra_constructors():
     np.testing.assert_allclose(np.sum(np.asarray(sp.mean) ** 2), 14.0, rtol=0.01)
     digits = Spectrum.digits()
     assert digits.dim == 61 and float(digits.eigenvalues.max()) < 4.0
-    np.testing.assert_allclose(Spectrum.power_law(4, 2.0).eigenvalues, [1, 1 / 4, 1 / 9, 1 / 16], rtol=1e-6)
+    np.testing.assert_allclose(
+        Spectrum.power_law(4, 2.0).eigenvalues, [1, 1 / 4, 1 / 9, 1 / 16], rtol=1e-6
+    )
     with pytest.raises(ValueError, match="dim=0"):
         Spectrum.power_law(0)

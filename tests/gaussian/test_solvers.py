@@ -105,7 +105,11 @@ def test_ancestral_moments_match_monte_carlo(noise):
         up = min(s_next, eta * s_next * np.sqrt(s**2 - s_next**2) / s)
         down = np.sqrt(s_next**2 - up**2)
         y = y + (down - s) * (y - denoise(y, s)) / s
-        xi = rng.normal(size=y.shape) if noise == "gaussian" else rng.choice([-1.0, 1.0], size=y.shape)
+        xi = (
+            rng.normal(size=y.shape)
+            if noise == "gaussian"
+            else rng.choice([-1.0, 1.0], size=y.shape)
+        )
         return y + up * xi
 
     y0 = rng.normal(size=(n, C.size)) * sigmas[0]  # VE initialisation

@@ -104,8 +104,12 @@ def test_processes_share_the_noise_level(schedule, process):
     t = jnp.linspace(0.05, 0.95, 7)
     ratio = schedule.sigma(t, process) / schedule.alpha(t, process)
     np.testing.assert_allclose(ratio, schedule.noise_level(t), rtol=1e-4)
-    np.testing.assert_allclose(process.logsnr(schedule.alpha(t, process), schedule.sigma(t, process)),
-                               schedule.logsnr(t), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        process.logsnr(schedule.alpha(t, process), schedule.sigma(t, process)),
+        schedule.logsnr(t),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_process_identities():

@@ -44,7 +44,9 @@ def test_polyexponential_matches_k_diffusion():
     rho = 2.5
     ramp = np.linspace(1, 0, 9) ** rho
     expected = np.exp(ramp * (np.log(S_MAX) - np.log(S_MIN)) + np.log(S_MIN))
-    np.testing.assert_allclose(np.asarray(grid(Polyexponential(rho=rho), 9))[:-1], expected, rtol=2e-5)
+    np.testing.assert_allclose(
+        np.asarray(grid(Polyexponential(rho=rho), 9))[:-1], expected, rtol=2e-5
+    )
 
 
 def test_tangent_law_formula():
@@ -70,13 +72,16 @@ def test_laplace_logsnr_is_laplace_distributed_under_uniform_t():
     mu, b = 0.5, 0.8
     schedule = Laplace(mu=mu, b=b)
     lam = np.asarray(schedule.logsnr(jnp.linspace(0.0, 1.0, 20001)))
+
     # Truncated Laplace: P(lam > x) within the range is linear in the Laplace tail.
     def upper_tail(x):
         return np.where(x >= mu, 0.5 * np.exp(-(x - mu) / b), 1 - 0.5 * np.exp((x - mu) / b))
 
     lam_max, lam_min = schedule.logsnr_max, schedule.logsnr_min
     for x in (-3.0, -0.5, 0.5, 2.0, 5.0):
-        expected = (upper_tail(x) - upper_tail(lam_max)) / (upper_tail(lam_min) - upper_tail(lam_max))
+        expected = (upper_tail(x) - upper_tail(lam_max)) / (
+            upper_tail(lam_min) - upper_tail(lam_max)
+        )
         assert abs(np.mean(lam > x) - expected) < 1e-3
 
 

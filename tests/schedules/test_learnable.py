@@ -56,7 +56,9 @@ def test_monotone_mlp_is_monotone_with_exact_endpoints(seed, scale, features):
         assert_valid(m)
 
 
-@pytest.mark.parametrize("target", [EDM(), Cosine(shift=0.5), LogSNRLinear(), Tabulated.scaled_linear()])
+@pytest.mark.parametrize(
+    "target", [EDM(), Cosine(shift=0.5), LogSNRLinear(), Tabulated.scaled_linear()]
+)
 @pytest.mark.parametrize("cls", [PiecewiseLinear, MonotoneCubic])
 def test_knot_families_initialise_to_any_fixed_family(cls, target):
     s = cls.from_schedule(target, num_knots=64)
@@ -84,7 +86,10 @@ def test_gradients_flow_to_the_parameters():
     g = jax.grad(lambda lg: MonotoneCubic(logits=lg).noise_level(0.4))(s.logits)
     eps = 1e-3
     e0 = jnp.zeros(8).at[2].set(eps)
-    fd = (MonotoneCubic(logits=s.logits + e0).noise_level(0.4) - MonotoneCubic(logits=s.logits - e0).noise_level(0.4)) / (2 * eps)
+    fd = (
+        MonotoneCubic(logits=s.logits + e0).noise_level(0.4)
+        - MonotoneCubic(logits=s.logits - e0).noise_level(0.4)
+    ) / (2 * eps)
     np.testing.assert_allclose(g[2], fd, rtol=2e-2)
 
 

@@ -1,0 +1,118 @@
+"""schedopt optimize / kl / baseline through the real entry point."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from schedopt.cli import main
+from schedopt.gaussian import Spectrum, gaussian_kl, sigma_grid
+from schedopt.io.card import card_schedule, load_card
+from schedopt.schedules import EDM, grid
+
+
+def test_kl_json_matches_the_api(capsys):
+    assert (
+        main(
+            [
+                "kl",
+                "--sigmas",
+                "80,10,1,0.1,0",
+                "--eigenvalues",
+                "0.5,1,2",
+                "--solver",
+                "heun",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    record = json.loads(capsys.readouterr().out)
+    expected = gaussian_kl(
+        Spectrum([0.5, 1.0, 2.0]), sigma_grid([80.0, 10.0, 1.0, 0.1, 0.0]), "heun"
+    )
+    np.testing.assert_allclose(record["kl"], float(expected), rtol=1e-6)
+    assert record["num_steps"] == 4 and record["solver"] == "heun"
+
+
+def test_baseline_json(capsys):
+    assert main(["baseline", "edm", "--nfe", "6", "--rho", "5", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(record["sigmas"], grid(EDM(rho=5.0), 6), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["kl", "--sigmas", "1,2,0", "--eigenvalues", "1"], "strictly decreasing"),
+        (["kl", "--sigmas", "1,x", "--eigenvalues", "1"], "--sigmas"),
+        (["kl", "--sigmas", "2,1,0", "--eigenvalues", "1,-1"], "eigenvalues"),
+        (["baseline", "nope", "--nfe", "3"], "unknown schedule family 'nope'"),
+        (["baseline", "edm", "--nfe", "0"], "num_steps=0"),
+        (["optimize", "--nfe", "0"], "--nfe"),
+        (["optimize", "--objective", "magic"], "objective='magic'"),
+        (["optimize", "--spectrum", "missing.npy"], "not found"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_optimize_writes_a_card_a_plot_and_a_log(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "optimize",
+        "--eigenvalues",
+        "0.3,1,2",
+        "--nfe",
+        "5",
+        "--iterations",
+        "60",
+        "--num-knots",
+        "8",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    for name in (
+        "learned",
+        "edm-rho7",
+        "logsnr-uniform",
+        "uniform-t",
+        "cosine",
+        "tangent-1",
+        "tangent-optimal",
+        "asymptotic-optimum",
+    ):
+        assert name in printed
+    card = load_card(out / "schedule.json")
+    assert card["grid"]["num_steps"] == 5 and len(card["grid"]["noise_levels"]) == 6
+    learned = card_schedule(card)
+    value = gaussian_kl(Spectrum([0.3, 1.0, 2.0]), sigma_grid(grid(learned, 5)))
+    np.testing.assert_allclose(card["objective_value"], float(value), rtol=1e-4)
+    assert (out / "schedule.png").stat().st_size > 1000
+    assert len((out / "log.jsonl").read_text().splitlines()) == 60
+
+
+@pytest.mark.slow
+def test_console_script_default_main_job(tmp_path):
+    # The exact command scripts/demo.sh runs, on the embedded defaults.
+    exe = [
+        sys.executable,
+        "-m",
+        "schedopt.cli",
+        "optimize",
+        "--no-progress",
+        "--out",
+        str(tmp_path),
+    ]
+    done = subprocess.run(exe, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    card = json.loads((tmp_path / "schedule.json").read_text())
+    comparison = card["settings"]["comparison"]
+    assert all(comparison["learned"] < v for k, v in comparison.items() if k != "learned")

@@ -1,0 +1,69 @@
+"""The optax loop: determinism, logs, errors."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from schedopt.gaussian import Spectrum
+from schedopt.objectives import AbstractObjective, GaussianKL
+from schedopt.optimize import OptimizationError, optimize
+from schedopt.schedules import EDM, LogSNRLinear, MonotoneCubic
+
+OBJECTIVE = GaussianKL(Spectrum([0.3, 1.0, 2.0]), num_steps=6)
+
+
+def test_deterministic_given_a_seed_and_logged(tmp_path):
+    start = MonotoneCubic.from_schedule(EDM(), 8)
+    a = optimize(
+        start, OBJECTIVE, num_iterations=120, seed=3, progress=False, log_path=tmp_path / "a.jsonl"
+    )
+    b = optimize(start, OBJECTIVE, num_iterations=120, seed=3, progress=False, chunk_size=7)
+    np.testing.assert_array_equal(a.schedule.logits, b.schedule.logits)
+    np.testing.assert_array_equal(a.losses, b.losses)
+    lines = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == list(range(120))
+    np.testing.assert_allclose([x["loss"] for x in lines], a.losses)
+    assert a.losses[-1] < a.losses[0] and a.final_loss <= a.losses[0]
+
+
+def test_custom_optax_optimizer():
+    result = optimize(
+        MonotoneCubic.from_schedule(EDM(), 8),
+        OBJECTIVE,
+        num_iterations=50,
+        optimizer=optax.sgd(1e-3),
+        progress=False,
+    )
+    assert result.final_loss < result.losses[0]
+
+
+def test_non_finite_loss_is_reported_with_its_step():
+    class Explodes(AbstractObjective):
+        def __call__(self, schedule, key):
+            return jnp.sum(schedule.logits) * jnp.inf
+
+    with pytest.raises(OptimizationError, match="step 0"):
+        optimize(MonotoneCubic.uniform(4), Explodes(), num_iterations=5, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(num_iterations=0), "num_iterations=0"),
+        (dict(learning_rate=-1.0), "learning_rate"),
+        (dict(chunk_size=0), "chunk_size=0"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        optimize(MonotoneCubic.uniform(4), OBJECTIVE, progress=False, **kwargs)
+
+
+def test_schedule_without_parameters():
+    with pytest.raises(ValueError, match="no floating-point parameters"):
+        optimize(LogSNRLinear(), OBJECTIVE, num_iterations=2, progress=False)
+    with pytest.raises(ValueError, match="AbstractObjective"):
+        optimize(EDM(), lambda s, k: 0.0, num_iterations=2, progress=False)
