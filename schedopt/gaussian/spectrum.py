@@ -101,14 +101,17 @@ class Spectrum(eqx.Module):
         return cls(values[keep], mean=(vectors.T @ mu)[keep])
 
     @classmethod
-    def digits(cls) -> Spectrum:
+    def digits(cls, split: str = "all") -> Spectrum:
         """scikit-learn's bundled 8x8 digits, pixels scaled to ``[-1, 1]`` (no download).
 
-        61 of the 64 directions remain (three pixels are constant).
+        ``split`` is ``"all"`` (1797 images), ``"train"`` or ``"test"`` (the fixed split of
+        :func:`schedopt.data.load_digits`). With all images, 61 of the 64 directions remain
+        (three pixels are constant).
         """
-        from sklearn.datasets import load_digits
+        from ..data.digits import load_digits
 
-        return cls.from_data(load_digits().data / 8.0 - 1.0)
+        images, _ = load_digits(split)
+        return cls.from_data(images.reshape(images.shape[0], -1))
 
     @classmethod
     def power_law(cls, dim: int, exponent: float = 1.0, scale: float = 1.0) -> Spectrum:
