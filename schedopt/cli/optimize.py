@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import jax
 
 from .._checks import check_choice
-from ..baselines import BASELINES, baseline_schedules
-from ..gaussian import DIRECTIONS, INITS, SOLVERS, asymptotically_optimal_schedule
-from ..objectives import AbstractObjective, GaussianKL
+from ..baselines import BASELINES
+from ..gaussian import SOLVERS
 from ..schedules import FAMILIES, MonotoneCubic, MonotoneMLP, PiecewiseLinear, make_schedule
 from ..schedules.base import FINALS
-from ._common import SPECTRUM_HELP, format_table, parse_spectrum
+from ._common import format_table
+from ._objectives import discover
 
 LEARNABLE = {
     "monotone-cubic": MonotoneCubic,
@@ -31,36 +29,8 @@ LEARNABLE = {
 }
 
 
-class ObjectiveSetup(NamedTuple):
-    """What an objective builder returns: the objective, a data fingerprint, and extra
-    reference schedules to list in the comparison table."""
-
-    objective: AbstractObjective
-    fingerprint: str | dict | None
-    references: dict
-
-
-def _gaussian_kl(args) -> ObjectiveSetup:
-    spectrum = parse_spectrum(args.spectrum, args.eigenvalues)
-    objective = GaussianKL(
-        spectrum,
-        num_steps=args.nfe_steps,
-        solver=args.solver,
-        init=args.init,
-        direction=args.direction,
-        final=args.final,
-    )
-    references = baseline_schedules(spectrum, args.sigma_min, args.sigma_max)
-    references["asymptotic-optimum"] = asymptotically_optimal_schedule(
-        spectrum, args.sigma_min, args.sigma_max
-    )
-    return ObjectiveSetup(objective, {"spectrum": spectrum.fingerprint()}, references)
-
-
-#: Objective name -> builder from parsed arguments. Other objectives register here.
-OBJECTIVES: dict[str, Callable[[argparse.Namespace], ObjectiveSetup]] = {
-    "gaussian-kl": _gaussian_kl,
-}
+#: ``--objective`` name -> plug-in module (see ``schedopt/cli/_objectives``).
+OBJECTIVES = discover()
 
 REFERENCE_LABELS = dict(BASELINES, **{"asymptotic-optimum": "Euler-Maclaurin optimum (P0)"})
 
@@ -72,17 +42,13 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--objective", default="gaussian-kl", help=f"one of {', '.join(OBJECTIVES)}")
-    p.add_argument("--spectrum", default="digits", help=SPECTRUM_HELP)
     p.add_argument(
-        "--eigenvalues", default=None, help="comma-separated eigenvalues (overrides --spectrum)"
+        "--objective",
+        default="gaussian-kl",
+        help="; ".join(f"{name}: {module.HELP}" for name, module in OBJECTIVES.items()),
     )
     p.add_argument("--nfe", type=int, default=10, help="number of sampling steps N (default 10)")
-    p.add_argument("--solver", default="euler", help=f"one of {', '.join(SOLVERS)}")
-    p.add_argument("--init", default="exact", help=f"initial-noise convention: {', '.join(INITS)}")
-    p.add_argument(
-        "--direction", default="forward", help="KL direction: forward = KL(data || output)"
-    )
+    p.add_argument("--solver", default="euler", help=f"sampler, e.g. {', '.join(SOLVERS)}")
     p.add_argument("--final", default="zero", help="grid end: zero (last step to s=0) or min")
     p.add_argument(
         "--family", default="monotone-cubic", help="learnable family, or a fixed family to tune"
@@ -96,6 +62,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/optimize", help="run directory (default runs/optimize)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    for name, module in OBJECTIVES.items():
+        module.add_arguments(p.add_argument_group(f"--objective {name}"))
     p.set_defaults(func=run)
 
 
@@ -124,12 +92,10 @@ def run(args) -> int:
     from ..plot import plot_schedules
 
     check_choice("objective", args.objective, tuple(OBJECTIVES))
-    check_choice("direction", args.direction, DIRECTIONS)
     check_choice("final", args.final, FINALS)
     if args.nfe < 1:
         raise ValueError(f"--nfe must be >= 1, got --nfe={args.nfe}")
-    args.nfe_steps = args.nfe
-    setup = OBJECTIVES[args.objective](args)
+    setup = OBJECTIVES[args.objective].build(args)
     objective = setup.objective
     start = initial_schedule(args)
     out = Path(args.out)
@@ -157,7 +123,7 @@ def run(args) -> int:
     for row in rows:
         row.append(row[2] / result.final_loss if result.final_loss > 0 else float("nan"))
 
-    settings = {k: v for k, v in vars(args).items() if k not in ("func", "nfe_steps")}
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
     card = make_card(
         result.schedule,
         num_steps=args.nfe,

@@ -1,0 +1,36 @@
+"""Objective plug-ins of ``schedopt optimize``.
+
+Each module here defines ``NAME`` (the ``--objective`` value), ``HELP`` (one line),
+``add_arguments(group)`` (its own options, added to an argparse group; option names must
+not clash with other plug-ins'), and ``build(args) -> ObjectiveSetup``. Modules are
+discovered automatically, so adding an objective to the command line touches no other file.
+Common options (``--nfe``, ``--solver``, ``--final``, ``--sigma-min``, ``--sigma-max``,
+``--seed``, ...) are defined by ``schedopt optimize`` itself and available in ``args``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from types import ModuleType
+from typing import NamedTuple
+
+from ...objectives.base import AbstractObjective
+
+
+class ObjectiveSetup(NamedTuple):
+    """What a plug-in's ``build`` returns: the objective, a data fingerprint for the card,
+    and reference schedules (name -> schedule) to compare against in the printed table."""
+
+    objective: AbstractObjective
+    fingerprint: str | dict | None
+    references: dict
+
+
+def discover() -> dict[str, ModuleType]:
+    """``--objective`` name -> plug-in module."""
+    plugins = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        plugins[module.NAME] = module
+    return plugins
