@@ -98,13 +98,7 @@ class GaussianMixture(eqx.Module):
         self, key: PRNGKeyArray, num_samples: int
     ) -> tuple[Float[Array, "n d"], Int[Array, " n"]]:
         """``num_samples`` draws and the index of the component each came from."""
-        n = check_positive_int("num_samples", num_samples)
-        key_k, key_z = jax.random.split(key)
-        labels = jax.random.categorical(key_k, jnp.log(self.weights), shape=(n,))
-        chol = jnp.linalg.cholesky(self.covariances)
-        z = jax.random.normal(key_z, (n, self.dim), self.means.dtype)
-        x = self.means[labels] + jnp.einsum("nij,nj->ni", chol[labels], z)
-        return x, labels
+        return _sample(self, key, check_positive_int("num_samples", num_samples))
 
     def sample(self, key: PRNGKeyArray, num_samples: int) -> Float[Array, "n d"]:
         """``num_samples`` i.i.d. draws, shape ``(num_samples, d)``."""
@@ -139,6 +133,15 @@ class GaussianMixture(eqx.Module):
     def responsibilities(self, x: Float[Array, "n d"]) -> Float[Array, "n K"]:
         """Posterior component probabilities ``p(k | x_n)``."""
         return jax.nn.softmax(self.component_log_probs(x), axis=-1)
+
+
+@eqx.filter_jit
+def _sample(gmm: GaussianMixture, key: PRNGKeyArray, n: int):
+    key_k, key_z = jax.random.split(key)
+    labels = jax.random.categorical(key_k, jnp.log(gmm.weights), shape=(n,))
+    chol = jnp.linalg.cholesky(gmm.covariances)
+    z = jax.random.normal(key_z, (n, gmm.dim), gmm.means.dtype)
+    return gmm.means[labels] + jnp.einsum("nij,nj->ni", chol[labels], z), labels
 
 
 # ---- presets ---------------------------------------------------------------------------

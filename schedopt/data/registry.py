@@ -78,26 +78,16 @@ def load_dataset(
         return Dataset(name, x_train, x_test, y_train, y_test)
     n_train = check_positive_int("num_train", num_train)
     n_test = check_positive_int("num_test", num_test)
-    key_train, key_test = jax.random.split(jax.random.key(seed))
+    key = jax.random.key(seed)
     try:
         if name in _MIXTURES:
             dist = _MIXTURES[name](**params)
         else:
-            sampler = _TOYS[name]
-            out = [
-                np.asarray(sampler(k, n, **params))
-                for k, n in ((key_train, n_train), (key_test, n_test))
-            ]
-            return Dataset(name, out[0].astype(np.float32), out[1].astype(np.float32))
+            x = np.asarray(_TOYS[name](key, n_train + n_test, **params), np.float32)
+            return Dataset(name, x[:n_train], x[n_train:])
     except TypeError as e:
         raise ValueError(f"bad parameters {params!r} for dataset {name!r}: {e}") from None
-    x_train, y_train = dist.sample_with_labels(key_train, n_train)
-    x_test, y_test = dist.sample_with_labels(key_test, n_test)
-    return Dataset(
-        name,
-        np.asarray(x_train, np.float32),
-        np.asarray(x_test, np.float32),
-        np.asarray(y_train),
-        np.asarray(y_test),
-        dist,
-    )
+    # one draw split in two: a single compilation for both sets
+    x, labels = dist.sample_with_labels(key, n_train + n_test)
+    x, labels = np.asarray(x, np.float32), np.asarray(labels)
+    return Dataset(name, x[:n_train], x[n_train:], labels[:n_train], labels[n_train:], dist)

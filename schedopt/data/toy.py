@@ -6,6 +6,8 @@ unit variance per coordinate, centred at the origin.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -28,6 +30,11 @@ def moons(key: PRNGKeyArray, num_samples: int, noise: float = 0.05) -> Float[Arr
     noise = check_finite_float("noise", noise)
     if noise < 0:
         raise ValueError(f"`noise` must be >= 0, got noise={noise!r}")
+    return _moons(key, n, noise)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _moons(key, n, noise):
     key_u, key_side, key_eps = jax.random.split(key, 3)
     u = jax.random.uniform(key_u, (n,), minval=0.0, maxval=jnp.pi)
     side = jax.random.bernoulli(key_side, 0.5, (n,))
@@ -49,6 +56,11 @@ def swiss_roll(key: PRNGKeyArray, num_samples: int, noise: float = 0.05) -> Floa
     noise = check_finite_float("noise", noise)
     if noise < 0:
         raise ValueError(f"`noise` must be >= 0, got noise={noise!r}")
+    return _swiss_roll(key, n, noise)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _swiss_roll(key, n, noise):
     key_u, key_eps = jax.random.split(key)
     u = jax.random.uniform(key_u, (n,), minval=1.5 * jnp.pi, maxval=4.5 * jnp.pi)
     x = u[:, None] * jnp.stack([jnp.cos(u), jnp.sin(u)], axis=-1) / 7.5

@@ -16,7 +16,6 @@ record goes to a JSONL file.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -80,10 +79,15 @@ def _fingerprint(data: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()[:16]
 
 
-def _make_chunk_fn(
+def _make_step_fn(
     graphdef, rest, noise, weighting, sigma_data, batch_size, optimizer, ema_decay, seed
 ):
-    """A jitted ``(state, data, count) -> (state, mean_loss)`` running ``count`` steps."""
+    """A jitted training step ``(state, data) -> (state, loss)``.
+
+    One step per call: XLA on CPU computes convolution weight gradients inside
+    ``fori_loop``/``scan`` bodies ~100x slower than at top level, so the loop over steps
+    stays in Python (dispatch is asynchronous; the host syncs once per log record).
+    """
     base_key = jax.random.key(seed)
 
     def loss_fn(params, x0, key):
@@ -98,10 +102,10 @@ def _make_chunk_fn(
         weight = loss_weight(weighting, s, density, sigma_data)
         return jnp.mean(weight * per_sample)
 
-    def one_step(step, carry, data):
-        state, loss_sum = carry
-        key = jax.random.fold_in(base_key, step)
-        key_batch, key_loss = jax.random.split(key)
+    @jax.jit
+    def step_fn(state, data):
+        step = state["step"]
+        key_batch, key_loss = jax.random.split(jax.random.fold_in(base_key, step))
         idx = jax.random.randint(key_batch, (batch_size,), 0, data.shape[0])
         loss, grads = jax.value_and_grad(loss_fn)(state["params"], data[idx], key_loss)
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
@@ -109,18 +113,9 @@ def _make_chunk_fn(
         # EMA with warm-up: the decay grows as (1 + n) / (10 + n) up to ema_decay
         decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
         ema = jax.tree.map(lambda e, p: e + (1.0 - decay) * (p - e), state["ema"], params)
-        new = {"params": params, "ema": ema, "opt_state": opt_state, "step": step + 1}
-        return new, loss_sum + loss
+        return {"params": params, "ema": ema, "opt_state": opt_state, "step": step + 1}, loss
 
-    @jax.jit
-    def run_chunk(state, data, count):
-        start = state["step"]
-        body = functools.partial(one_step, data=data)
-        init = (state, jnp.zeros((), jnp.float32))
-        state, loss_sum = jax.lax.fori_loop(start, start + count, body, init)
-        return state, loss_sum / count
-
-    return run_chunk
+    return step_fn
 
 
 def _settings(model, data, batch_size, noise, weighting, ema_decay, seed, optimizer_desc) -> dict:
@@ -213,7 +208,7 @@ def train_denoiser(
     start = int(state["step"])
     history = _resume_log(log_path, start)
 
-    run_chunk = _make_chunk_fn(
+    step_fn = _make_step_fn(
         graphdef, rest, noise, weighting, sigma_data, batch_size, optimizer, ema_decay, seed
     )
     data_device = jnp.asarray(data)
@@ -233,8 +228,11 @@ def train_denoiser(
                 num_steps - step,
             )
             t0 = time.perf_counter()
-            state, loss = run_chunk(state, data_device, jnp.asarray(count, jnp.int32))
-            loss = float(loss)
+            losses = []
+            for _ in range(count):
+                state, loss = step_fn(state, data_device)
+                losses.append(loss)
+            loss = float(jnp.mean(jnp.stack(losses)))
             elapsed = time.perf_counter() - t0
             step += count
             if not np.isfinite(loss):
