@@ -1,0 +1,54 @@
+"""P4: score-optimal schedules — transport-work costs from denoiser evaluations, equal-cost
+grids (Algorithm 1), online adaptation during training (Algorithm 2) and the path energy.
+
+The optax objective is :class:`schedopt.objectives.ScoreWork`; the command line is
+``schedopt optimize --objective score-work``.
+"""
+
+from .costs import (
+    COSTS,
+    TRACES,
+    VELOCITIES,
+    AbstractScoreCost,
+    CorrectorCost,
+    PredictorCost,
+    make_cost,
+    velocity,
+)
+from .equal_cost import (
+    EqualCostResult,
+    RhoFit,
+    blend,
+    cost_spread,
+    cumulative_root_cost,
+    edm_grid,
+    equal_cost_noise_levels,
+    equal_cost_update,
+    fit_edm_rho,
+    schedule_from_noise_levels,
+)
+from .gaussian import gaussian_corrector_length, gaussian_interval_cost, gaussian_local_cost
+
+__all__ = [
+    "COSTS",
+    "TRACES",
+    "VELOCITIES",
+    "AbstractScoreCost",
+    "CorrectorCost",
+    "EqualCostResult",
+    "PredictorCost",
+    "RhoFit",
+    "blend",
+    "cost_spread",
+    "cumulative_root_cost",
+    "edm_grid",
+    "equal_cost_noise_levels",
+    "equal_cost_update",
+    "fit_edm_rho",
+    "gaussian_corrector_length",
+    "gaussian_interval_cost",
+    "gaussian_local_cost",
+    "make_cost",
+    "schedule_from_noise_levels",
+    "velocity",
+]
