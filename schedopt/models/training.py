@@ -151,6 +151,7 @@ def train_denoiser(
     log_every: int = 50,
     progress: bool = True,
     callback: Callable[[dict], Any] | None = None,
+    hook: Callable[[int, nnx.Module], dict | None] | None = None,
 ) -> TrainResult:
     """Train ``model`` (an NNX denoiser ``model(y, s) -> D``) on ``data`` for ``num_steps`` steps.
 
@@ -161,6 +162,9 @@ def train_denoiser(
     ``checkpoint_dir``, a checkpoint is written every ``checkpoint_every`` steps and at
     the end, and a run finding checkpoints there resumes from the latest one (its settings
     must match). ``callback`` gets each log record (it may raise to stop the run).
+    ``hook(step, model)`` runs at every log boundary with the current EMA model; a dict it
+    returns is merged into that log record (e.g. P4's online schedule adaptation,
+    :class:`schedopt.score_optimal.OnlineEqualCost`).
 
     >>> import numpy as np
     >>> from schedopt.models.networks import MLPDenoiser
@@ -245,6 +249,8 @@ def train_denoiser(
                 "steps_per_second": count / elapsed,
                 "elapsed_seconds": time.perf_counter() - t_start,
             }
+            if hook is not None:
+                record.update(hook(step, nnx.merge(graphdef, state["ema"], rest)) or {})
             history.append(record)
             if log_path is not None:
                 with open(log_path, "a") as f:
