@@ -2,5 +2,13 @@
 
 from .base import AbstractObjective
 from .gaussian_kl import GaussianKL
+from .sample_based import AbstractSampleObjective
+from .trajectory import TrajectoryMatching, trajectory_distance
 
-__all__ = ["AbstractObjective", "GaussianKL"]
+__all__ = [
+    "AbstractObjective",
+    "AbstractSampleObjective",
+    "GaussianKL",
+    "TrajectoryMatching",
+    "trajectory_distance",
+]
