@@ -62,6 +62,12 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/optimize", help="run directory (default runs/optimize)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="checkpoint to RUN_DIR/checkpoints (orbax) and resume from there if a run was cut off",
+    )
+    p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     for name, module in OBJECTIVES.items():
         module.add_arguments(p.add_argument_group(f"--objective {name}"))
     p.set_defaults(func=run)
@@ -101,7 +107,7 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
-    log_path.unlink(missing_ok=True)
+    checkpoint_dir = out / "checkpoints" if args.resume else None
 
     started = time.perf_counter()
     result = optimize(
@@ -112,6 +118,8 @@ def run(args) -> int:
         seed=args.seed,
         log_path=log_path,
         progress=not args.no_progress,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=args.checkpoint_every,
     )
     key = jax.random.fold_in(jax.random.key(args.seed), args.iterations)
     rows = [["learned", f"schedopt ({args.family})", result.final_loss]]

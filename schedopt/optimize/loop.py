@@ -65,6 +65,20 @@ def _evaluate(params, static, objective, key):
     return objective(eqx.combine(params, static), key)
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep only the log lines of steps before ``step`` (a resumed run rewrites the rest)."""
+    if not path.exists():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", -1) < step
+    ]
+    from ..io.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, "".join(f"{line}\n" for line in kept).encode())
+
+
 def optimize(
     schedule: AbstractSchedule,
     objective: AbstractObjective,
@@ -83,7 +97,8 @@ def optimize(
     """Minimise ``objective(schedule, key)`` over the schedule's floating-point parameters.
 
     ``optimizer`` defaults to ``optax.adam(learning_rate)``. With ``log_path``, one JSON
-    line per step (``{"step", "loss"}``) is appended there. Raises
+    line per step (``{"step", "loss"}``) is written there (a resumed run keeps the lines of
+    the steps before its checkpoint and rewrites the rest). Raises
     :class:`OptimizationError` naming the step if the loss becomes non-finite.
 
     With ``checkpoint_dir``, the parameters, optimizer state, key, step and losses are
@@ -132,6 +147,8 @@ def optimize(
                     f"num_iterations={total}"
                 )
             losses[:step] = history["losses"][:step]
+    if log_path is not None:
+        _truncate_log(Path(log_path), step)
     log = open(log_path, "a") if log_path is not None else None  # noqa: SIM115
     started = time.perf_counter()
     try:
@@ -151,7 +168,8 @@ def optimize(
                     bad = step + int(np.argmax(~np.isfinite(chunk_losses)))
                     raise OptimizationError(
                         f"the loss became non-finite at step {bad} ({losses[bad]!r}); "
-                        f"lower the learning rate (learning_rate={learning_rate!r}) or check the objective"
+                        f"lower the learning rate (learning_rate={learning_rate!r}) "
+                        "or check the objective"
                     )
                 if log is not None:
                     for i, value in enumerate(chunk_losses):

@@ -116,3 +116,27 @@ def test_console_script_default_main_job(tmp_path):
     card = json.loads((tmp_path / "schedule.json").read_text())
     comparison = card["settings"]["comparison"]
     assert all(comparison["learned"] < v for k, v in comparison.items() if k != "learned")
+
+
+def test_optimize_resume_continues_a_run_exactly(tmp_path, capsys):
+    common = [
+        "optimize",
+        "--eigenvalues",
+        "0.3,1,2",
+        "--nfe",
+        "4",
+        "--num-knots",
+        "6",
+        "--no-progress",
+        "--checkpoint-every",
+        "10",
+    ]
+    assert main(common + ["--iterations", "30", "--out", str(tmp_path / "a"), "--resume"]) == 0
+    # A second call with more iterations resumes from step 30 of the first.
+    assert main(common + ["--iterations", "50", "--out", str(tmp_path / "a"), "--resume"]) == 0
+    assert main(common + ["--iterations", "50", "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    resumed, straight = load_card(tmp_path / "a"), load_card(tmp_path / "b")
+    assert resumed["schedule"] == straight["schedule"]
+    steps = [json.loads(x)["step"] for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(50))
