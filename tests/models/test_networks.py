@@ -128,7 +128,8 @@ def test_adapter_is_a_jittable_differentiable_denoiser():
 
 def test_build_network_round_trip_and_errors():
     for model in (_mlp(), _unet()):
-        rebuilt = nnx.eval_shape(lambda config=model.config(): build_network(config))
+        config = model.config()
+        rebuilt = nnx.eval_shape(lambda config=config: build_network(config))
         assert rebuilt.config() == model.config()
         leaves_a = jax.tree.leaves(nnx.state(rebuilt))
         leaves_b = jax.tree.leaves(nnx.state(model))
