@@ -208,7 +208,11 @@ def train_denoiser(
     manager = None
     if checkpoint_dir is not None:
         manager = _checkpoint_manager(checkpoint_dir)
-        state = _maybe_restore(manager, checkpoint_dir, state, settings)
+        try:
+            state = _maybe_restore(manager, checkpoint_dir, state, settings)
+        except BaseException:
+            manager.close()
+            raise
     start = int(state["step"])
     history = _resume_log(log_path, start)
 
