@@ -52,7 +52,7 @@ class ScoreWork(AbstractObjective):
 
     def _check_range(self, schedule) -> None:
         lo, hi = schedule.sigma_min, schedule.sigma_max
-        if is_concrete(lo) and is_concrete(hi):
+        if is_concrete(lo) and is_concrete(hi) and is_concrete(self.table.log_levels):
             lo, hi = float(np.asarray(lo)), float(np.asarray(hi))
             t_lo, t_hi = self.table.sigma_min, self.table.sigma_max
             if lo < t_lo * (1 - 1e-5) or hi > t_hi * (1 + 1e-5):

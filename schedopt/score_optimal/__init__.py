@@ -19,15 +19,20 @@ from .equal_cost import (
     EqualCostResult,
     RhoFit,
     blend,
+    coarsen_costs,
     cost_spread,
     cumulative_root_cost,
     edm_grid,
     equal_cost_noise_levels,
     equal_cost_update,
     fit_edm_rho,
+    refined_update,
     schedule_from_noise_levels,
+    subdivide,
 )
 from .gaussian import gaussian_corrector_length, gaussian_interval_cost, gaussian_local_cost
+from .online import OnlineEqualCost, OnlineHook
+from .table import CostTable, local_speed
 
 __all__ = [
     "COSTS",
@@ -35,10 +40,14 @@ __all__ = [
     "VELOCITIES",
     "AbstractScoreCost",
     "CorrectorCost",
+    "CostTable",
     "EqualCostResult",
+    "OnlineEqualCost",
+    "OnlineHook",
     "PredictorCost",
     "RhoFit",
     "blend",
+    "coarsen_costs",
     "cost_spread",
     "cumulative_root_cost",
     "edm_grid",
@@ -48,7 +57,10 @@ __all__ = [
     "gaussian_corrector_length",
     "gaussian_interval_cost",
     "gaussian_local_cost",
+    "local_speed",
     "make_cost",
+    "refined_update",
     "schedule_from_noise_levels",
+    "subdivide",
     "velocity",
 ]

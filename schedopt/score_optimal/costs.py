@@ -104,6 +104,7 @@ class AbstractScoreCost(eqx.Module):
         noise_levels: Float[ArrayLike, " m"],
         key: PRNGKeyArray,
         num_substeps: int = 1,
+        symmetric: bool = False,
     ) -> Float[Array, " m-1"]:
         """``L(s_k, s_{k+1})`` for consecutive ``noise_levels``, averaged over ``y = x0 + s_k eps``.
 
@@ -113,7 +114,10 @@ class AbstractScoreCost(eqx.Module):
         and its cost is ``(sum_j L_j^(1/order))^order``, the cost of the interval walked as a
         path: as ``S`` grows this tends to the squared local length ``(int sqrt(delta))^2``
         of the interval, while one long jump ``S = 1`` is not local (with ``v(s') = s'`` a
-        jump to a small ``s'`` looks cheap). Jit-able and differentiable in ``noise_levels``.
+        jump to a small ``s'`` looks cheap). ``symmetric=True`` averages each (sub-)step's
+        cost with the reverse step's, ``(L(a, b) + L(b, a)) / 2``, which cancels the
+        first-order error of the one-sided ``v(s')`` in the length (second-order accurate).
+        Jit-able and differentiable in ``noise_levels``.
 
         >>> from schedopt.models import GaussianDenoiser
         >>> x0 = jax.random.normal(jax.random.key(0), (512, 2))
@@ -129,7 +133,7 @@ class AbstractScoreCost(eqx.Module):
             frac = jnp.arange(sub, dtype=levels.dtype) / sub
             inner = levels[:-1, None] * (levels[1:, None] / levels[:-1, None]) ** frac
             fine = jnp.concatenate([inner.reshape(-1), levels[-1:]])
-            costs = self.interval_costs(denoiser, x0, fine, key)
+            costs = self.interval_costs(denoiser, x0, fine, key, 1, symmetric)
             root = jnp.maximum(costs, 0.0).reshape(-1, sub) ** (1.0 / self.order)
             return jnp.sum(root, axis=1) ** self.order
         key_eps, key_probe = jax.random.split(key)
@@ -138,7 +142,12 @@ class AbstractScoreCost(eqx.Module):
 
         def one(args):
             s, s_next, k = args
-            return jnp.mean(self.pointwise(denoiser, x0 + s * eps, s, s_next, k))
+            forward = jnp.mean(self.pointwise(denoiser, x0 + s * eps, s, s_next, k))
+            if not symmetric:
+                return forward
+            k_back = jax.random.fold_in(k, 1)
+            back = jnp.mean(self.pointwise(denoiser, x0 + s_next * eps, s_next, s, k_back))
+            return 0.5 * (forward + back)
 
         return jax.lax.map(one, (levels[:-1], levels[1:], keys))
 
@@ -291,19 +300,24 @@ class PredictorCost(AbstractScoreCost):
             return (w - jax.jvp(lambda x: denoise(x, s), (u,), (w,))[1]) / s
 
         def logdet_probe(u, z):  # z^T log(I + hA(u)) z by the truncated series
-            total, w = 0.0, z
-            for k in range(1, num_terms + 1):
+            def body(k, carry):
+                total, w = carry
                 w = h * a_times(u, w)
-                total = total + (-1.0) ** (k + 1) * jnp.dot(z, w) / k
-            return total
+                sign = 1.0 - 2.0 * (k % 2)  # (-1)^(k+1), k from 1
+                return total - sign * jnp.dot(z, w) / k, w
+
+            init = (jnp.zeros((), z.dtype), z)
+            return jax.lax.fori_loop(1, num_terms + 1, body, init)[0]
 
         def inverse_transpose(u, w):  # J^-T w by the truncated Neumann series
             _, vjp = jax.vjp(lambda x: denoise(x, s), u)
-            out, term = w, w
-            for _ in range(num_terms):
+
+            def body(_, carry):
+                out, term = carry
                 term = -h * (term - vjp(term)[0]) / s
-                out = out + term
-            return out
+                return out + term, term
+
+            return jax.lax.fori_loop(0, num_terms, body, (w, w))[0]
 
         def residuals(v, k):
             target, score = target_and_score(v)

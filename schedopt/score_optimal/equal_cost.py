@@ -103,6 +103,45 @@ def equal_cost_update(
     return out.at[0].set(x[0]).at[-1].set(x[-1])
 
 
+def subdivide(grid: Float[ArrayLike, " m+1"], num_substeps: int) -> Float[Array, " m*S+1"]:
+    """Each interval of ``grid`` split into ``num_substeps`` equal parts (in the coordinate).
+
+    >>> subdivide(jnp.array([0.0, 1.0, 3.0]), 2).tolist()
+    [0.0, 0.5, 1.0, 2.0, 3.0]
+    """
+    x = jnp.asarray(grid, dtype=jnp.result_type(float))
+    sub = check_positive_int("num_substeps", num_substeps)
+    frac = jnp.arange(sub, dtype=x.dtype) / sub
+    inner = x[:-1, None] + frac * (x[1:, None] - x[:-1, None])
+    return jnp.concatenate([inner.reshape(-1), x[-1:]])
+
+
+def coarsen_costs(fine_costs: ArrayLike, num_substeps: int, order: float = 2) -> Array:
+    """Costs of the coarse intervals from their sub-steps': ``(sum_j L_j^(1/order))^order``.
+
+    >>> coarsen_costs(jnp.array([1.0, 4.0, 9.0, 16.0]), 2).tolist()
+    [9.0, 49.0]
+    """
+    sub = check_positive_int("num_substeps", num_substeps)
+    root = jnp.maximum(jnp.asarray(fine_costs), 0.0).reshape(-1, sub) ** (1.0 / _check_order(order))
+    return jnp.sum(root, axis=1) ** order
+
+
+def refined_update(
+    grid: Float[ArrayLike, " m+1"],
+    fine_costs: Float[ArrayLike, " m*S"],
+    num_substeps: int,
+    order: float = 2,
+) -> Float[Array, " m+1"]:
+    """Algorithm 1 with the length known at the sub-steps too: the PCHIP inverse runs through
+    the cumulative cost at every point of ``subdivide(grid, num_substeps)``, so a coarse grid
+    is resampled accurately (the plain update interpolates between coarse points only)."""
+    x = _check_grid("grid", grid)
+    return equal_cost_update(
+        subdivide(x, num_substeps), fine_costs, order=order, num_points=x.shape[0]
+    )
+
+
 def blend(
     grid: Float[ArrayLike, " m"], target: Float[ArrayLike, " m"], gamma: float
 ) -> Float[Array, " m"]:
@@ -156,13 +195,16 @@ def equal_cost_noise_levels(
     gamma: float = 1.0,
     tolerance: float = 0.0,
     num_substeps: int = 8,
+    symmetric: bool = True,
 ) -> EqualCostResult:
     """Iterate Algorithm 1 on a grid of noise levels ``s_0 > ... > s_M > 0`` (ends kept).
 
-    Each iteration estimates ``cost``'s interval costs on the current grid (same ``key``,
-    hence the same Monte Carlo sample, every time; ``num_substeps`` as in
-    :meth:`AbstractScoreCost.interval_costs`), applies :func:`equal_cost_update` in
-    the coordinate ``log s`` and blends with weight ``gamma``. Stops after
+    Each iteration estimates ``cost``'s costs on ``num_substeps`` geometric sub-steps of
+    every interval (same ``key``, hence the same Monte Carlo sample, every time;
+    ``symmetric`` as in :meth:`AbstractScoreCost.interval_costs`: the defaults measure each
+    interval's length to second order, so the fixed point is the continuous equal-cost
+    schedule), applies :func:`refined_update` in the coordinate ``log s`` and blends with
+    weight ``gamma``. Stops after
     ``num_iterations`` or when the largest change in ``log s`` falls below ``tolerance``.
 
     >>> from schedopt.models import GaussianDenoiser
@@ -177,20 +219,25 @@ def equal_cost_noise_levels(
     levels = check_noise_levels("noise_levels", noise_levels)
     iterations = check_positive_int("num_iterations", num_iterations)
     tolerance = check_finite_float("tolerance", tolerance)
+    sub = check_positive_int("num_substeps", num_substeps)
     log_levels = jnp.log(levels)
     _check_grid("noise_levels", log_levels)
-    estimate = jax.jit(lambda lv: cost.interval_costs(denoiser, x0, lv, key, num_substeps))
+
+    @jax.jit
+    def estimate(u):  # costs at the sub-steps (geometric in s), and per interval
+        fine = cost.interval_costs(denoiser, x0, jnp.exp(subdivide(u, sub)), key, 1, symmetric)
+        return fine, coarsen_costs(fine, sub, cost.order)
+
     spreads, changes = [], []
     for _ in range(iterations):
-        costs = estimate(jnp.exp(log_levels))
+        fine, costs = estimate(log_levels)
         spreads.append(float(cost_spread(costs, cost.order)))
-        target = equal_cost_update(log_levels, costs, order=cost.order)
-        new = blend(log_levels, target, gamma)
+        new = blend(log_levels, refined_update(log_levels, fine, sub, cost.order), gamma)
         changes.append(float(jnp.max(jnp.abs(new - log_levels))))
         log_levels = new
         if changes[-1] <= tolerance:
             break
-    costs = estimate(jnp.exp(log_levels))
+    costs = estimate(log_levels)[1]
     spreads.append(float(cost_spread(costs, cost.order)))
     return EqualCostResult(
         noise_levels=np.exp(np.asarray(log_levels, dtype=np.float64)),

@@ -52,11 +52,11 @@ def gaussian_interval_cost(
     s2 = jnp.asarray(next_level, dtype=c.dtype)[..., None]
     v2 = velocity(velocity_name, s2[..., 0]) ** 2
     if cost == "corrector":
-        per = (s**2 - s2**2) ** 2 / ((c + s2**2) ** 2 * (c + s**2))
+        per = ((s - s2) * (s + s2)) ** 2 / ((c + s2**2) ** 2 * (c + s**2))
     else:
         a = c + s2**2
         b = (c + s * s2) ** 2 / (c + s**2)
-        per = (a - b) ** 2 / (a**2 * b)
+        per = (c * (s - s2) ** 2 / (c + s**2)) ** 2 / (a**2 * b)  # a - b, without cancellation
     return v2 * jnp.sum(per, axis=-1)
 
 

@@ -68,13 +68,15 @@ class CostTable(eqx.Module):
         sigma_min: float = 0.002,
         sigma_max: float = 80.0,
         num_intervals: int = 256,
+        symmetric: bool = True,
     ) -> CostTable:
         """Estimate ``cost`` on ``num_intervals`` geometric intervals of ``[sigma_min, sigma_max]``
-        from the clean samples ``x0`` (one denoiser pass per interval and level)."""
+        from the clean samples ``x0``; ``symmetric`` as in
+        :meth:`AbstractScoreCost.interval_costs` (second-order accurate lengths)."""
         lo, hi = check_sigma_range(sigma_min, sigma_max)
         k = check_positive_int("num_intervals", num_intervals)
         levels = jnp.geomspace(hi, lo, k + 1)  # noisy first: the sampling direction
-        costs = eqx.filter_jit(cost.interval_costs)(denoiser, x0, levels, key)
+        costs = eqx.filter_jit(cost.interval_costs)(denoiser, x0, levels, key, 1, symmetric)
         description = (("cost", cost.name), ("velocity", str(getattr(cost, "velocity", ""))))
         return cls(
             log_levels=jnp.log(levels[::-1]),
@@ -112,7 +114,7 @@ class CostTable(eqx.Module):
         )
         return jnp.exp(u)
 
-    def schedule(self, num_knots: int = 64):
+    def schedule(self, num_knots: int = 128):
         """A smooth schedule through the ``num_knots + 1``-point equal-cost grid (PCHIP in t)."""
         return schedule_from_noise_levels(
             self.noise_levels(check_positive_int("num_knots", num_knots) + 1)

@@ -1,0 +1,104 @@
+"""``--objective score-work``: P4's score-optimal schedule, learned by minimising the path
+energy of the schedule in the metric of the transport cost (1 = every step costs the same).
+
+The cost (``--cost corrector`` or ``predictor``) is tabulated once from denoiser evaluations
+on ``--cost-intervals`` geometric intervals of the noise range; Algorithm 1's equal-cost
+schedule from the same table is printed alongside as ``equal-cost-alg1``.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from ...baselines import baseline_schedules
+from ...schedules import EDM
+from ...score_optimal import COSTS, TRACES, VELOCITIES, CostTable, make_cost
+from . import ObjectiveSetup
+
+NAME = "score-work"
+HELP = "P4: path energy of the score transport cost (corrector or predictor), 1 = equal cost"
+
+
+def add_arguments(group) -> None:
+    group.add_argument(
+        "--cost",
+        default="corrector",
+        choices=COSTS,
+        help="corrector: v^2 E||score_s' - score_s||^2; predictor: Fisher divergence after "
+        "one Euler step (default corrector)",
+    )
+    group.add_argument(
+        "--cost-dataset",
+        default="gmm64",
+        help="data set whose diffused samples the cost averages over (a schedopt.data name; "
+        "default gmm64, an exact Gaussian-mixture oracle)",
+    )
+    group.add_argument(
+        "--cost-denoiser",
+        default=None,
+        help="saved network directory (e.g. runs/digits-edm); default: the exact oracle of a "
+        "data set with a known density",
+    )
+    group.add_argument(
+        "--cost-velocity", default="sigma", choices=VELOCITIES, help="v(s): sigma (P4) or one"
+    )
+    group.add_argument(
+        "--cost-trace",
+        default="exact",
+        choices=TRACES,
+        help="predictor cost's Jacobian terms: exact (d x d) or hutchinson",
+    )
+    group.add_argument(
+        "--cost-samples", type=int, default=1024, help="clean samples the cost averages over"
+    )
+    group.add_argument(
+        "--cost-intervals", type=int, default=128, help="geometric intervals of the cost table"
+    )
+
+
+def _denoiser(args, dataset):
+    if args.cost_denoiser is not None:
+        from ...models.nnx_adapter import load_denoiser
+
+        return load_denoiser(args.cost_denoiser)
+    if dataset.distribution is None:
+        raise ValueError(
+            f"--objective score-work on {dataset.name!r} needs --cost-denoiser (a saved network "
+            "directory, e.g. runs/digits-edm); only data sets with a known density have an oracle"
+        )
+    from ...models.oracles import GaussianMixtureDenoiser
+
+    return GaussianMixtureDenoiser.from_mixture(dataset.distribution)
+
+
+def build(args) -> ObjectiveSetup:
+    from ...data import load_dataset
+    from ...objectives.score_work import ScoreWork
+
+    if args.cost_samples < 1:
+        raise ValueError(f"--cost-samples must be >= 1, got {args.cost_samples}")
+    if args.cost_intervals < 2:
+        raise ValueError(f"--cost-intervals must be >= 2, got {args.cost_intervals}")
+    dataset = load_dataset(args.cost_dataset, seed=args.seed)
+    denoiser = _denoiser(args, dataset)
+    x0 = dataset.train[: args.cost_samples]
+    cost = make_cost(args.cost, velocity=args.cost_velocity, trace=args.cost_trace)
+    table = CostTable.estimate(
+        cost,
+        denoiser,
+        x0,
+        jax.random.key(args.seed),
+        sigma_min=args.sigma_min,
+        sigma_max=args.sigma_max,
+        num_intervals=args.cost_intervals,
+    )
+    ends = dict(sigma_min=args.sigma_min, sigma_max=args.sigma_max)
+    references = {"equal-cost-alg1": table.schedule()}
+    references.update({f"edm-rho{r:g}": EDM(rho=float(r), **ends) for r in (3, 100)})
+    references.update(baseline_schedules(None, args.sigma_min, args.sigma_max))
+    fingerprint = {
+        "dataset": dataset.name,
+        "denoiser": args.cost_denoiser or "oracle",
+        "cost_table": table.fingerprint(),
+    }
+    return ObjectiveSetup(ScoreWork(table), fingerprint, references)
