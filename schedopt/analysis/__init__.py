@@ -7,7 +7,7 @@ polynomial one :class:`schedopt.schedules.EDM`; the samplers are
 The command line is ``schedopt analyze``.
 """
 
-from .decomposition import TERMS, ErrorDecomposition, decompose_error
+from .decomposition import TERMS, ErrorDecomposition, decompose_error, decompose_errors
 from .score_error import PROFILES, PerturbedDenoiser, denoiser_error, error_profile
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ErrorDecomposition",
     "PerturbedDenoiser",
     "decompose_error",
+    "decompose_errors",
     "denoiser_error",
     "error_profile",
 ]
