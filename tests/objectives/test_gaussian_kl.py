@@ -63,6 +63,7 @@ def test_gradient_with_respect_to_knots_matches_finite_differences():
         objective = GaussianKL(Spectrum.power_law(20), num_steps=6, solver="heun")
         s = MonotoneCubic.from_schedule(EDM(), 8)
 
+        @jax.jit
         def loss(logits):
             return objective(MonotoneCubic(logits=logits, knots=s.knots), None)
 
