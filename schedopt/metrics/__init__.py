@@ -1,0 +1,48 @@
+"""Sample-quality metrics: Fréchet distance (digits classifier features), sliced
+Wasserstein-2, MMD, closed-form Gaussian KL, and mixture mode coverage, precision/recall
+and log-likelihood."""
+
+from .classifier import (
+    DigitsClassifier,
+    classifier_accuracy,
+    classifier_scores,
+    digits_features,
+    digits_logits,
+    load_classifier,
+    train_classifier,
+)
+from .distances import (
+    fitted_gaussian_kl,
+    frechet_distance,
+    frechet_distance_gaussians,
+    gaussian_kl,
+    mean_and_covariance,
+    median_bandwidth,
+    mmd,
+    sliced_wasserstein,
+)
+from .evaluate import evaluate_samples, format_table
+from .mixtures import mixture_log_likelihood, mode_coverage, precision_recall
+
+__all__ = [
+    "DigitsClassifier",
+    "classifier_accuracy",
+    "classifier_scores",
+    "digits_features",
+    "digits_logits",
+    "evaluate_samples",
+    "fitted_gaussian_kl",
+    "format_table",
+    "frechet_distance",
+    "frechet_distance_gaussians",
+    "gaussian_kl",
+    "load_classifier",
+    "mean_and_covariance",
+    "median_bandwidth",
+    "mixture_log_likelihood",
+    "mmd",
+    "mode_coverage",
+    "precision_recall",
+    "sliced_wasserstein",
+    "train_classifier",
+]
