@@ -1,0 +1,164 @@
+"""``--objective constant-rate``: P1's constant-rate schedule, learned by equalising the
+discrepancy between neighbouring levels of the sampling grid.
+
+``--measure fd`` (model-free Fréchet distance of the diffused data's features), ``x0``
+(change of the denoiser's data prediction) or ``eps`` (of its noise prediction), or a
+comma-separated mix with ``--measure-weights``. The direct construction (tabulate the
+speed, integrate ``v^xi``, invert) is printed alongside as ``constant-rate-direct``.
+"""
+
+from __future__ import annotations
+
+from ...baselines import baseline_schedules
+from ...constant_rate import (
+    VARIABLES,
+    DataPrediction,
+    Frechet,
+    NoisePrediction,
+    combine,
+    digits_feature_map,
+    logsnr_grid,
+    tabulate_speed,
+)
+from ...objectives.constant_rate import ConstantRate
+from .._common import parse_floats
+from . import ObjectiveSetup
+
+NAME = "constant-rate"
+HELP = "P1: equal discrepancy (fd, x0 or eps measure) between neighbouring grid levels"
+
+MEASURES = ("fd", "x0", "eps")
+FEATURES = ("identity", "classifier")
+
+
+def add_arguments(group) -> None:
+    group.add_argument(
+        "--measure",
+        default="fd",
+        help="fd (model-free Fréchet distance), x0 or eps (denoiser-based), or a "
+        "comma-separated mix such as fd,x0 (default fd)",
+    )
+    group.add_argument(
+        "--measure-weights",
+        default=None,
+        help="comma-separated weights of a mixed --measure; each measure is first "
+        "normalised to unit length (default: equal)",
+    )
+    group.add_argument(
+        "--xi", type=float, default=1.0, help="exponent: d(alpha)/dt ∝ v^-xi (1 = constant rate)"
+    )
+    group.add_argument(
+        "--speed-variable",
+        default="alpha",
+        choices=VARIABLES,
+        help="variable the speed is measured per unit of (alpha = VP signal scale, as P1)",
+    )
+    group.add_argument(
+        "--measure-dataset",
+        default="digits",
+        help="data set the measure diffuses (a schedopt.data name; default digits)",
+    )
+    group.add_argument(
+        "--measure-denoiser",
+        default=None,
+        help="saved network directory for x0/eps (e.g. runs/digits-edm); default: the exact "
+        "oracle of a data set with a known density",
+    )
+    group.add_argument(
+        "--measure-features",
+        default="identity",
+        choices=FEATURES,
+        help="features of --measure fd: identity (default, fast), or the digits classifier's "
+        "(P1's Inception analogue; about 5x slower)",
+    )
+    group.add_argument(
+        "--measure-samples", type=int, default=1000, help="size of the measure's sample bank"
+    )
+    group.add_argument(
+        "--speed-points",
+        type=int,
+        default=129,
+        help="levels of the direct construction's speed table (default 129)",
+    )
+
+
+def _denoiser(args, dataset):
+    if args.measure_denoiser is not None:
+        from ...models.nnx_adapter import load_denoiser
+
+        return load_denoiser(args.measure_denoiser)
+    if dataset.distribution is None:
+        raise ValueError(
+            f"--measure x0/eps on {dataset.name!r} needs --measure-denoiser (a saved network "
+            "directory, e.g. runs/digits-edm); only data sets with a known density have an oracle"
+        )
+    from ...models.oracles import GaussianMixtureDenoiser
+
+    return GaussianMixtureDenoiser.from_mixture(dataset.distribution)
+
+
+def build_measure(args):
+    """The (possibly combined) measure named by ``--measure`` and its options."""
+    from ...data import load_dataset
+
+    names = [m.strip() for m in args.measure.split(",") if m.strip()]
+    bad = [m for m in names if m not in MEASURES]
+    if not names or bad:
+        raise ValueError(
+            f"--measure must be {', '.join(MEASURES)} or a comma-separated mix, got "
+            f"--measure={args.measure!r}"
+        )
+    if args.measure_samples < 2:
+        raise ValueError(f"--measure-samples must be >= 2, got {args.measure_samples}")
+    dataset = load_dataset(args.measure_dataset, seed=args.seed)
+    data = dataset.train
+    n = min(args.measure_samples, data.shape[0])
+    features = args.measure_features
+    if features == "classifier" and dataset.name != "digits":
+        raise ValueError(
+            f"--measure-features classifier needs --measure-dataset digits, got {dataset.name!r}"
+        )
+    measures = []
+    for name in names:
+        if name == "fd":
+            fmap = digits_feature_map() if features == "classifier" else None
+            measures.append(
+                Frechet.from_data(data, num_samples=n, seed=args.seed, feature_map=fmap)
+            )
+        else:
+            cls = DataPrediction if name == "x0" else NoisePrediction
+            batch = 250 if n % 250 == 0 and dataset.is_image else None
+            measures.append(
+                cls.from_data(
+                    _denoiser(args, dataset), data, num_samples=n, seed=args.seed, batch_size=batch
+                )
+            )
+    weights = None
+    if args.measure_weights is not None:
+        weights = parse_floats("measure-weights", args.measure_weights)
+        if len(weights) != len(measures) or min(weights) < 0:
+            raise ValueError(
+                f"--measure-weights needs {len(measures)} non-negative numbers, got "
+                f"{args.measure_weights!r}"
+            )
+    grid = logsnr_grid(args.speed_points, args.sigma_min, args.sigma_max)
+    normalize = grid if len(measures) > 1 else None
+    return combine(measures, weights, normalize_on=normalize), dataset
+
+
+def build(args) -> ObjectiveSetup:
+    measure, dataset = build_measure(args)
+    objective = ConstantRate(
+        measure, num_steps=args.nfe, xi=args.xi, variable=args.speed_variable, final=args.final
+    )
+    speed = tabulate_speed(
+        measure,
+        num_points=args.speed_points,
+        sigma_min=args.sigma_min,
+        sigma_max=args.sigma_max,
+        variable=args.speed_variable,
+    )
+    references = baseline_schedules(None, args.sigma_min, args.sigma_max)
+    references["constant-rate-direct"] = speed.schedule(args.xi)
+    fingerprint = {"dataset": dataset.name, "measure": args.measure, "seed": args.seed}
+    return ObjectiveSetup(objective, fingerprint, references)
