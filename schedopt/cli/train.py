@@ -1,0 +1,177 @@
+"""``schedopt train``: train a Flax NNX denoiser on a bundled or generated data set.
+
+    schedopt train --dataset digits --out runs/digits
+
+Writes ``OUT/network/`` (EMA weights and config; ``schedopt.models.load_denoiser``
+reads it), ``OUT/checkpoints/`` (orbax, every ``--checkpoint-every`` steps),
+``OUT/log.jsonl``, ``OUT/train.json`` (settings, time, final loss) and ``OUT/samples.png``
+(samples at ``--sample-nfe`` NFE with EDM's Heun sampler). Run the same command again
+after an interruption: it resumes from the last checkpoint.
+
+Defaults: digits, a U-Net (32, 64 channels), 3000 steps of 64 images, Adam 2e-3,
+EDM log-normal noise and weighting, EMA 0.999 (about 5-13 minutes on 2 CPU cores); vector
+data sets use a residual MLP and 5000 steps of 256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+
+from ._common import parse_floats
+
+DEFAULTS = {
+    "image": {"steps": 3000, "batch_size": 64, "lr": 2e-3},
+    "vector": {"steps": 5000, "batch_size": 256, "lr": 1e-3},
+}
+
+
+def register(subparsers) -> None:
+    from ..data import DATASETS
+    from ..models.noise import NOISE_NAMES, WEIGHTINGS
+
+    p = subparsers.add_parser(
+        "train",
+        help="train a denoiser (default: digits U-Net, about 5-13 minutes on CPU)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--out", default="runs/train", help="output directory (default runs/train)")
+    p.add_argument("--steps", type=int, help="training steps (digits 3000, vectors 5000)")
+    p.add_argument("--batch-size", type=int, help="batch size (digits 64, vectors 256)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (digits 2e-3, vectors 1e-3)")
+    p.add_argument(
+        "--noise",
+        default="edm",
+        help=f"training noise: {', '.join(NOISE_NAMES)}, or schedule:FAMILY (t ~ U(0,1) "
+        "pushed through a schedule, e.g. schedule:cosine)",
+    )
+    p.add_argument("--weighting", default="edm", help=f"loss weighting: {', '.join(WEIGHTINGS)}")
+    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of a generated data set")
+    p.add_argument("--num-train", type=int, default=20_000, help="size of a generated train set")
+    p.add_argument("--channels", help="U-Net channels per level, e.g. 32,64")
+    p.add_argument("--num-blocks", type=int, help="U-Net residual blocks per level")
+    p.add_argument("--width", type=int, help="MLP width")
+    p.add_argument("--depth", type=int, help="MLP residual blocks")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    p.add_argument("--log-every", type=int, default=50, help="steps between log records")
+    p.add_argument("--num-samples", type=int, default=100, help="samples drawn for samples.png")
+    p.add_argument("--sample-nfe", type=int, default=50, help="NFE of the samples (0: none)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def parse_noise(text: str):
+    """``--noise``: a named density or ``schedule:FAMILY``."""
+    from ..models.noise import NOISE_NAMES, noise_distribution
+    from ..schedules import FAMILIES, make_schedule
+
+    if text.startswith("schedule:"):
+        family = text.split(":", 1)[1]
+        if family not in FAMILIES:
+            raise ValueError(
+                f"--noise schedule:FAMILY needs one of {', '.join(FAMILIES)}, got {text!r}"
+            )
+        return noise_distribution(make_schedule(family))
+    if text not in NOISE_NAMES:
+        raise ValueError(
+            f"--noise must be one of {', '.join(NOISE_NAMES)} or schedule:FAMILY, got {text!r}"
+        )
+    return noise_distribution(text)
+
+
+def network_config(args, dataset, sigma_data: float) -> dict:
+    """The default network for the data set, with the command line's overrides."""
+    from ..models.networks import default_network_config
+
+    config = default_network_config(dataset.event_shape, sigma_data)
+    if dataset.is_image:
+        if args.channels:
+            config["channels"] = [int(c) for c in parse_floats("channels", args.channels)]
+        if args.num_blocks is not None:
+            config["num_blocks"] = args.num_blocks
+    else:
+        for name in ("width", "depth"):
+            if getattr(args, name) is not None:
+                config[name] = getattr(args, name)
+    return config
+
+
+def run(args) -> int:
+    from ..data import load_dataset
+    from ..data.plotting import plot_samples
+    from ..io.atomic import atomic_write_json
+    from ..models.networks import build_network
+    from ..models.nnx_adapter import NNXDenoiser, save_network
+    from ..models.training import train_denoiser
+    from .evaluate import sample_denoiser
+
+    dataset = load_dataset(args.dataset, seed=args.data_seed, num_train=args.num_train)
+    defaults = DEFAULTS["image" if dataset.is_image else "vector"]
+    steps = args.steps if args.steps is not None else defaults["steps"]
+    batch_size = args.batch_size if args.batch_size is not None else defaults["batch_size"]
+    lr = args.lr if args.lr is not None else defaults["lr"]
+    noise = parse_noise(args.noise)
+    sigma_data = round(float(dataset.train.std()), 4)
+    config = network_config(args, dataset, sigma_data)
+    model = build_network(config, seed=args.seed)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    result = train_denoiser(
+        model,
+        dataset.train,
+        num_steps=steps,
+        batch_size=batch_size,
+        learning_rate=lr,
+        noise=noise,
+        weighting=args.weighting,
+        ema_decay=args.ema,
+        seed=args.seed,
+        checkpoint_dir=out / "checkpoints",
+        checkpoint_every=args.checkpoint_every,
+        log_path=out / "log.jsonl",
+        log_every=args.log_every,
+        progress=not args.no_progress,
+    )
+    seconds = time.perf_counter() - t0
+    summary = {
+        "dataset": args.dataset,
+        "dataset_seed": args.data_seed,
+        "num_train": int(dataset.train.shape[0]),
+        "network": config,
+        "steps": result.step,
+        "batch_size": batch_size,
+        "learning_rate": lr,
+        "noise": noise.describe(),
+        "weighting": args.weighting,
+        "ema_decay": args.ema,
+        "seed": args.seed,
+        "final_loss": result.history[-1]["loss"] if result.history else None,
+        "train_seconds_this_run": round(seconds, 1),
+        "jax_devices": [str(d) for d in jax.devices()],
+    }
+    meta = {k: summary[k] for k in ("dataset", "dataset_seed", "num_train", "steps")}
+    save_network(out / "network", result.model, metadata=meta)
+    if args.sample_nfe > 0:
+        samples, info = sample_denoiser(
+            NNXDenoiser.from_module(result.model),
+            dataset.event_shape,
+            args.num_samples,
+            key=jax.random.key(args.seed + 1),
+            nfe=args.sample_nfe,
+        )
+        title = f"{args.dataset}, {result.step} steps, Heun {info['nfe']} NFE (EDM rho=7)"
+        plot_samples(out / "samples.png", samples, reference=dataset.test, title=title)
+        summary["samples"] = {"file": "samples.png", **info}
+    atomic_write_json(out / "train.json", summary)
+    print(json.dumps(summary, indent=2))
+    return 0
