@@ -1,0 +1,64 @@
+"""``schedopt analyze``."""
+
+import json
+
+import pytest
+
+from schedopt.cli import main
+
+
+def test_analyze_prints_the_three_terms(capsys):
+    code = main(
+        [
+            "analyze",
+            "--schedule",
+            "song",
+            "--sampler",
+            "euler",
+            "--num-steps",
+            "6",
+            "--score-error",
+            "0.05",
+            "--num-samples",
+            "64",
+            "--reference-steps",
+            "16",
+            "--json",
+        ]
+    )
+    assert code == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["score"] > 0 and record["discretisation"] > 0 and record["initialisation"] > 0
+    assert record["total"] <= record["sum_of_terms"] + 1e-6
+    assert record["nfe"] == 6
+
+
+@pytest.mark.slow
+def test_analyze_exact_score_stochastic_text_output(capsys):
+    code = main(
+        [
+            "analyze",
+            "--rho",
+            "3",
+            "--sampler",
+            "euler-maruyama",
+            "--num-steps",
+            "8",
+            "--num-samples",
+            "32",
+            "--reference-steps",
+            "16",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("E_S = 0 ") and "E_I = " in out
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [(["--score-error", "-1"], "score-error"), (["--num-steps", "0"], "num_steps")],
+)
+def test_analyze_bad_input_is_a_clean_error(capsys, argv, match):
+    assert main(["analyze", "--num-samples", "8", *argv]) != 0
+    assert match in capsys.readouterr().err
