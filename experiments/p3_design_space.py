@@ -57,6 +57,7 @@ FULL = dict(
     num_samples=2000,
     reference_steps=128,
     num_data=4096,
+    arms=None,
     width=64,
     depth=2,
 )
@@ -72,6 +73,7 @@ SMOKE = dict(
     num_data=256,
     width=16,
     depth=1,
+    arms=("edm-lognormal/edm", "log-uniform/edm"),
 )
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
 # training arms: (noise distribution, weighting)
@@ -205,6 +207,8 @@ def part_b(cfg, gm, exact, log) -> dict:
         data = np.asarray(gm.sample(jax.random.key(1000 + seed), cfg["num_data"]))
         dens = {}
         for arm, (noise, weighting) in TRAIN_ARMS.items():
+            if cfg["arms"] is not None and arm not in cfg["arms"]:
+                continue
             t0 = time.perf_counter()
             dens[arm], loss = train(
                 data, cfg, steps=cfg["train_budget"], noise=noise, weighting=weighting, seed=seed
