@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jax
 
 from ..analysis import PROFILES, PerturbedDenoiser, decompose_error
 from ..data import grid, ring
+from ..io.card import card_schedule, load_card
 from ..models import GaussianMixtureDenoiser
+from ..models.nnx_adapter import load_denoiser
 from ..sampling import ODE_SOLVERS, EulerMaruyama, ODESampler
 from ..schedules import EDM, LogSNRLinear
 
@@ -22,8 +25,10 @@ def register(subparsers) -> None:
         description="Score error E_S, discretisation error E_D and initialisation error E_I "
         "(RMS per-sample distances under common random numbers; total <= their sum) of a VE "
         "sampler on a 2-D Gaussian-mixture target with an exact score. The denoiser is the "
-        "exact one plus a controlled error of size --score-error. Example: schedopt analyze "
-        "--schedule song --sampler euler --num-steps 20 --score-error 0.05 --json",
+        "exact one (or a network trained with `schedopt train --dataset ring|grid`, given by "
+        "--denoiser) plus a controlled error of size --score-error; the schedule is Song's, "
+        "EDM's or any schedule card (--card). Example: schedopt analyze --schedule song "
+        "--sampler euler --num-steps 20 --score-error 0.05 --json",
     )
     p.add_argument("--dataset", default="ring", choices=sorted(DATASETS))
     p.add_argument(
@@ -33,6 +38,15 @@ def register(subparsers) -> None:
         help="edm: Karras polynomial (--rho); song: geometric sigma_min (sigma_max/sigma_min)^t",
     )
     p.add_argument("--rho", type=float, default=7.0, help="EDM exponent (with --schedule edm)")
+    p.add_argument(
+        "--card", default=None, help="schedule card or run directory (overrides --schedule)"
+    )
+    p.add_argument(
+        "--denoiser",
+        default=None,
+        help="trained network (RUN_DIR of `schedopt train` or its network/ folder) instead of "
+        "the exact denoiser",
+    )
     p.add_argument("--sigma-min", type=float, default=0.002)
     p.add_argument("--sigma-max", type=float, default=80.0)
     p.add_argument("--sampler", default="euler", choices=(*ODE_SOLVERS, "euler-maruyama"))
@@ -46,10 +60,29 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def trained_denoiser(path: str, dim: int):
+    """A network saved by ``schedopt train`` (RUN_DIR or RUN_DIR/network), checked to
+    take ``dim``-dimensional vectors."""
+    folder = Path(path)
+    if (folder / "network").is_dir():
+        folder = folder / "network"
+    denoiser = load_denoiser(folder)
+    probe = jax.numpy.zeros((1, dim))
+    try:
+        out = denoiser(probe, 1.0)
+    except Exception as e:  # shape errors from inside the network
+        raise ValueError(f"--denoiser {path!r} does not take {dim}-D vectors: {e}") from None
+    if out.shape != probe.shape:
+        raise ValueError(f"--denoiser {path!r} maps {probe.shape} to {out.shape}, not {dim}-D")
+    return denoiser
+
+
 def run(args) -> int:
     if args.score_error < 0:
         raise ValueError(f"--score-error must be >= 0, got {args.score_error}")
-    if args.schedule == "edm":
+    if args.card is not None:
+        schedule = card_schedule(load_card(args.card))
+    elif args.schedule == "edm":
         schedule = EDM(rho=args.rho, sigma_min=args.sigma_min, sigma_max=args.sigma_max)
     else:
         schedule = LogSNRLinear(sigma_min=args.sigma_min, sigma_max=args.sigma_max)
@@ -59,8 +92,13 @@ def run(args) -> int:
         sampler = ODESampler(args.num_steps, args.sampler)
     mixture = DATASETS[args.dataset]()
     key_err, key_run = jax.random.split(jax.random.key(args.seed))
+    base = (
+        GaussianMixtureDenoiser.from_mixture(mixture)
+        if args.denoiser is None
+        else trained_denoiser(args.denoiser, mixture.dim)
+    )
     denoiser = PerturbedDenoiser(
-        GaussianMixtureDenoiser.from_mixture(mixture),
+        base,
         args.score_error,
         args.profile,
         key=key_err,
@@ -78,7 +116,8 @@ def run(args) -> int:
     record = {
         **result.as_dict(),
         "dataset": args.dataset,
-        "schedule": args.schedule,
+        "schedule": args.schedule if args.card is None else f"card:{args.card}",
+        "denoiser": "exact" if args.denoiser is None else args.denoiser,
         "rho": args.rho if args.schedule == "edm" else None,
         "sampler": args.sampler,
         "num_steps": args.num_steps,
