@@ -1,0 +1,29 @@
+"""Search-based sampling grids: DP over a teacher grid (GITS / OSS) and an AYS-style
+optimisation of a KL upper bound. Both return a :class:`SearchResult` whose ``sigmas``
+:func:`schedule_from_sigmas` turns into a schedule usable everywhere."""
+
+from .ays import ays_bound, ays_single_eigenvalue_optimum, optimize_ays
+from .costs import (
+    ays_interval_bound,
+    ays_step_costs,
+    gaussian_step_costs,
+    teacher_trajectory,
+    trajectory_step_costs,
+)
+from .dp import SearchResult, dp_search, dp_select, schedule_from_sigmas, teacher_levels
+
+__all__ = [
+    "SearchResult",
+    "ays_bound",
+    "ays_interval_bound",
+    "ays_single_eigenvalue_optimum",
+    "ays_step_costs",
+    "dp_search",
+    "dp_select",
+    "gaussian_step_costs",
+    "optimize_ays",
+    "schedule_from_sigmas",
+    "teacher_levels",
+    "teacher_trajectory",
+    "trajectory_step_costs",
+]

@@ -1,0 +1,151 @@
+"""Per-step costs ``C[i, j]`` of a step from teacher level ``s_i`` to ``s_j`` for :mod:`.dp`.
+
+- :func:`gaussian_step_costs`: the exact Gaussian KL of *one* solver step started from the
+  exact marginal at ``s_i`` (P0's closed form on a 2-point grid), ``sum_d w_d KL_d``.
+- :func:`ays_step_costs`: the per-interval term of the AYS-style KL upper bound
+  (:mod:`.ays`), additive over steps, so the DP finds its exact optimum on the grid.
+- :func:`trajectory_step_costs`: GITS's teacher-trajectory error, ``E ||step(y_i) - y_j||^2 / dim``
+  with ``y`` a fine Heun solve of the probability-flow ODE of any denoiser (an oracle).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..gaussian.moments import OutputMoments, kl_per_direction
+from ..gaussian.solvers import StepGrid, solver_from_name
+from ..gaussian.spectrum import Spectrum
+
+
+def _pair_grid(teacher_sigmas):
+    s = jnp.asarray(teacher_sigmas, dtype=jnp.result_type(float))
+    m = s.shape[0]
+    i, j = jnp.triu_indices(m, 1)
+    return s, m, i, j
+
+
+def _fill(m, i, j, values) -> np.ndarray:
+    out = np.full((m, m), np.inf)
+    out[np.asarray(i), np.asarray(j)] = np.asarray(values, dtype=np.float64)
+    return out
+
+
+def gaussian_step_costs(spectrum: Spectrum, teacher_sigmas, solver="euler", direction="forward"):
+    """``C[i, j] = sum_d w_d KL_d`` of one deterministic ``solver`` step ``s_i -> s_j`` from
+    the exact marginal ``N(mu, c + s_i^2)``; ``inf`` where ``j <= i``.
+
+    >>> c = gaussian_step_costs(Spectrum([1.0]), [2.0, 1.0, 0.5])
+    >>> bool(c[0, 2] > c[0, 1] > 0)
+    True
+    """
+    solver = solver_from_name(solver)
+    if solver.stochastic:
+        raise ValueError(
+            f"`solver` must be deterministic for per-step Gaussian KL costs, got {solver.name!r};"
+            " use `ays_step_costs` for stochastic samplers"
+        )
+    s, m, i, j = _pair_grid(teacher_sigmas)
+    c = spectrum.eigenvalues
+
+    def one(si, sj):
+        co = solver.coefficients(c, StepGrid(sigmas=jnp.stack([si, sj])))
+        moments = OutputMoments(jnp.zeros_like(c), co.log_r[0], c + sj**2)
+        return jnp.sum(spectrum.weights * kl_per_direction(moments, direction))
+
+    values = jax.jit(jax.vmap(one))(s[i], s[j])
+    return _fill(m, i, j, values)
+
+
+def ays_interval_bound(spectrum: Spectrum, s, s_next):
+    """The AYS-style bound of one interval ``s -> s_next`` (see :func:`.ays.ays_bound`):
+    ``sum_d w_d (log((c+s^2)/(c+s'^2)) - (s^2 - s'^2)/(c+s^2)) / 2``; broadcasts.
+
+    >>> round(float(ays_interval_bound(Spectrum([1.0]), 1.0, 0.0)), 4)  # (log 2 - 1/2)/2
+    0.0966
+    """
+    c = spectrum.eigenvalues
+    s = jnp.asarray(s)[..., None]
+    s_next = jnp.asarray(s_next)[..., None]
+    a, b = c + s**2, c + s_next**2
+    per = 0.5 * (jnp.log(a) - jnp.log(b) - (s**2 - s_next**2) / a)
+    return jnp.sum(spectrum.weights * per, axis=-1)
+
+
+def ays_step_costs(spectrum: Spectrum, teacher_sigmas):
+    """``C[i, j]`` = :func:`ays_interval_bound` from ``s_i`` to ``s_j``; ``inf`` where ``j <= i``.
+
+    >>> ays_step_costs(Spectrum([1.0]), [2.0, 1.0]).shape
+    (2, 2)
+    """
+    s, m, i, j = _pair_grid(teacher_sigmas)
+    return _fill(m, i, j, ays_interval_bound(spectrum, s[i], s[j]))
+
+
+def _euler(denoiser, y, s, s_next):
+    d = denoiser(y, s)
+    return jnp.where(s_next > 0, y + (s_next - s) * (y - d) / s, d)
+
+
+def _heun(denoiser, y, s, s_next):
+    slope = (y - denoiser(y, s)) / s
+    y_e = y + (s_next - s) * slope
+    safe = jnp.where(s_next > 0, s_next, 1.0)
+    slope_next = (y_e - denoiser(y_e, safe)) / safe
+    return jnp.where(s_next > 0, y + 0.5 * (s_next - s) * (slope + slope_next), y_e)
+
+
+STEPS = {"euler": _euler, "heun": _heun}
+
+
+def teacher_trajectory(denoiser, teacher_sigmas, y0, substeps: int = 4):
+    """States ``y(s_k)`` of the probability-flow ODE at every teacher level, shape
+    ``(M, batch, ...)``, by Heun with ``substeps`` log-uniform substeps per interval.
+
+    >>> from schedopt.models import GaussianDenoiser
+    >>> teacher_trajectory(GaussianDenoiser(jnp.ones(2)), [4.0, 1.0], jnp.ones((3, 2))).shape
+    (2, 3, 2)
+    """
+    s = jnp.asarray(teacher_sigmas, dtype=jnp.result_type(float))
+    frac = jnp.linspace(0.0, 1.0, substeps + 1)[1:]
+
+    def interval(y, pair):
+        a, b = pair
+        levels = jnp.exp(jnp.log(a) + frac * (jnp.log(b) - jnp.log(a)))
+        starts = jnp.concatenate([a[None], levels[:-1]])
+
+        def sub(y, ab):
+            return _heun(denoiser, y, ab[0], ab[1]), None
+
+        y, _ = jax.lax.scan(sub, y, jnp.stack([starts, levels], axis=1))
+        return y, y
+
+    _, ys = jax.lax.scan(interval, jnp.asarray(y0), jnp.stack([s[:-1], s[1:]], axis=1))
+    return jnp.concatenate([jnp.asarray(y0)[None], ys], axis=0)
+
+
+def trajectory_step_costs(denoiser, teacher_sigmas, y0, solver: str = "euler", substeps: int = 4):
+    """GITS cost ``C[i, j] = mean_b ||step(y_i; s_i -> s_j) - y_j||^2 / dim`` along a teacher
+    solve from ``y0`` (a batch at ``s_0``); ``solver`` in ``"euler" | "heun"``.
+
+    >>> from schedopt.models import GaussianDenoiser
+    >>> c = trajectory_step_costs(GaussianDenoiser(jnp.ones(2)), [4.0, 1.0, 0.1], jnp.ones((3, 2)))
+    >>> bool(c[0, 2] > c[0, 1] >= 0)
+    True
+    """
+    if solver not in STEPS:
+        raise ValueError(f"`solver` must be one of {', '.join(STEPS)}; got solver={solver!r}")
+    step = STEPS[solver]
+    s, m, i, j = _pair_grid(teacher_sigmas)
+    ys = teacher_trajectory(denoiser, s, y0, substeps)
+
+    def one(a, b):
+        pred = step(denoiser, ys[a], s[a], s[b])
+        err = (pred - ys[b]).reshape(pred.shape[0], -1)
+        return jnp.mean(jnp.sum(err**2, axis=1)) / err.shape[1]
+
+    values = jax.jit(lambda i, j: jax.lax.map(lambda ab: one(ab[0], ab[1]), jnp.stack([i, j], 1)))(
+        i, j
+    )
+    return _fill(m, i, j, values)
