@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,7 +43,19 @@ def mixture_log_likelihood(samples: ArrayLike, mixture: GaussianMixture) -> Scal
     >>> round(float(mixture_log_likelihood(jnp.zeros((1, 1)), g)), 4)  # -log(2 pi) / 2
     -0.9189
     """
-    return jnp.mean(mixture.log_prob(_check_mixture_samples(samples, mixture)))
+    return _mean_log_prob(mixture, _check_mixture_samples(samples, mixture))
+
+
+@eqx.filter_jit
+def _mean_log_prob(mixture, x):
+    return jnp.mean(mixture.log_prob(x))
+
+
+@eqx.filter_jit
+def _assign(mixture, x):
+    assigned = jnp.argmax(mixture.component_log_probs(x), axis=-1)
+    maha = jnp.take_along_axis(mixture.mahalanobis(x), assigned[:, None], axis=1)[:, 0]
+    return assigned, maha
 
 
 def mode_coverage(
@@ -74,8 +89,7 @@ def mode_coverage(
         raise ValueError(f"`min_share` must be >= 0, got min_share={min_share!r}")
     x = _check_mixture_samples(samples, mixture)
     n = x.shape[0]
-    assigned = np.asarray(jnp.argmax(mixture.component_log_probs(x), axis=-1))
-    maha = np.asarray(mixture.mahalanobis(x))[np.arange(n), assigned]
+    assigned, maha = (np.asarray(v) for v in _assign(mixture, x))
     close = maha <= chi2.ppf(quantile, mixture.dim)
     k = mixture.num_components
     weights = np.asarray(mixture.weights)
@@ -91,6 +105,7 @@ def mode_coverage(
     }
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def _kth_neighbour_sq_radius(x: Array, k: int, chunk: int) -> Array:
     out = []
     for start in range(0, x.shape[0], chunk):
@@ -100,6 +115,7 @@ def _kth_neighbour_sq_radius(x: Array, k: int, chunk: int) -> Array:
     return jnp.concatenate(out)
 
 
+@functools.partial(jax.jit, static_argnums=3)
 def _inside_union(points: Array, centres: Array, sq_radii: Array, chunk: int) -> Array:
     out = []
     for start in range(0, points.shape[0], chunk):
