@@ -1,0 +1,219 @@
+"""``schedopt bench``: speed benchmarks printed as one JSON object.
+
+Every figure is the median of ``--repeats`` timed runs after a first (compiling) run,
+whose extra time is reported separately as ``compile_s`` (first run minus the median).
+Ratios are measured in the same process. Sections:
+
+- ``kl_scaling``: Gaussian-KL value and value+gradient (w.r.t. a 32-knot monotone cubic
+  schedule) vs spectrum size ``d`` and vs number of steps;
+- ``time_to_schedule``: wall time to a schedule for gaussian-kl (optax loop), trajectory
+  matching on the 8-mode ring oracle, the DP search and the AYS-style optimiser;
+- ``sampler_overhead``: diffrax Euler sampler vs a hand-written ``fori_loop``
+  (``scripts/bench_sampler.py``), with their ratio.
+
+Example: ``schedopt bench --quick`` (seconds) or ``schedopt bench --sizes 100,10000,1000000``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+SECTIONS = ("kl_scaling", "time_to_schedule", "sampler_overhead")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="speed benchmarks (JSON)",
+        description="Time Gaussian-KL evaluation/gradient vs spectrum size and steps, time to "
+        "a schedule per objective, and sampler overhead; prints JSON. "
+        "Example: schedopt bench --quick",
+    )
+    p.add_argument("--quick", action="store_true", help="tiny sizes, 3 repeats (for tests)")
+    p.add_argument("--sizes", default=None, help="spectrum sizes, comma-separated")
+    p.add_argument("--steps", default=None, help="step counts for the NFE scaling, comma-separated")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per figure (median)")
+    p.add_argument("--iterations", type=int, default=None, help="optimiser iterations")
+    p.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
+    p.add_argument("--output", default=None, help="also write the JSON to this file")
+    p.set_defaults(func=run)
+
+
+def _ints(name: str, text: str) -> list[int]:
+    try:
+        values = [int(float(x)) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"`--{name}` must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"`--{name}` must be positive integers, got {text!r}")
+    return values
+
+
+def timed(fn, repeats: int) -> dict:
+    """``{"compile_s", "median_s", "runs"}`` of ``fn()`` (its result is blocked on).
+
+    >>> sorted(timed(lambda: 1, 2))
+    ['compile_s', 'median_s', 'runs']
+    """
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {"compile_s": max(first - median, 0.0), "median_s": median, "runs": repeats}
+
+
+def kl_scaling(sizes, steps, repeats: int) -> dict:
+    from ..gaussian import Spectrum
+    from ..objectives import GaussianKL
+    from ..schedules import EDM, MonotoneCubic
+
+    schedule = MonotoneCubic.from_schedule(EDM(), 32)
+    rng = np.random.default_rng(0)
+
+    def case(d, n):
+        spectrum = Spectrum(np.sort(rng.lognormal(-1.0, 1.5, d))[::-1].copy())
+        objective = GaussianKL(spectrum, num_steps=n, solver="heun")
+        value = jax.jit(lambda s: objective(s))
+        grad = jax.jit(jax.value_and_grad(lambda s: objective(s)))
+        v = timed(lambda: value(schedule), repeats)
+        g = timed(lambda: grad(schedule), repeats)
+        return {
+            "dim": d,
+            "num_steps": n,
+            "value": v,
+            "value_and_grad": g,
+            "grad_over_value": g["median_s"] / v["median_s"],
+        }
+
+    by_size = [case(d, steps[len(steps) // 2]) for d in sizes]
+    by_steps = [case(sizes[len(sizes) // 2], n) for n in steps]
+    return {"solver": "heun", "by_size": by_size, "by_steps": by_steps}
+
+
+def time_to_schedule(iterations: int, repeats: int, quick: bool) -> dict:
+    from ..data import ring
+    from ..gaussian import Spectrum
+    from ..models import GaussianMixtureDenoiser
+    from ..objectives import GaussianKL, TrajectoryMatching
+    from ..optimize import optimize
+    from ..sampling import ODESampler
+    from ..schedules import EDM, MonotoneCubic
+    from ..search import dp_search, gaussian_step_costs, optimize_ays, teacher_levels
+
+    spectrum = Spectrum.digits()
+    start = MonotoneCubic.from_schedule(EDM(), 16)
+    n = 5
+    denoiser = GaussianMixtureDenoiser.from_mixture(ring())
+    trajectory = TrajectoryMatching(
+        denoiser,
+        ODESampler(n, "heun"),
+        batch_size=64 if quick else 256,
+        reference_steps=32 if quick else 128,
+    )
+
+    def fit(objective):
+        return lambda its: optimize(start, objective, num_iterations=its, progress=False)
+
+    levels = teacher_levels(0.002, 80.0, 32 if quick else 128)
+    traj_iterations = max(iterations // 5, 3)
+    out = {
+        "num_steps": n,
+        "solver": "heun",
+        "gaussian-kl": schedule_timing(
+            fit(GaussianKL(spectrum, num_steps=n, solver="heun")), iterations, repeats
+        ),
+        "trajectory-matching(ring)": schedule_timing(fit(trajectory), traj_iterations, repeats),
+        "dp-search(gaussian one-step KL)": timed(
+            lambda: dp_search(levels, gaussian_step_costs(spectrum, levels, "heun"), n).cost,
+            repeats,
+        ),
+        "ays-optimiser": schedule_timing(
+            lambda its: optimize_ays(spectrum, n, num_iterations=its).cost, iterations, repeats
+        ),
+        "dp_teacher_levels": int(levels.shape[0]),
+        "note": "optimisers re-trace per call, so compile is estimated as the time of a "
+        "1-iteration run; per_iteration_s = (total - one_iteration) / (iterations - 1)",
+    }
+    return out
+
+
+def schedule_timing(fit, iterations: int, repeats: int) -> dict:
+    """Medians of ``fit(iterations)`` and ``fit(1)``, interleaved; their difference per step."""
+    totals, ones = [], []
+    for _ in range(repeats):
+        for its, store in ((1, ones), (iterations, totals)):
+            start = time.perf_counter()
+            jax.block_until_ready(fit(its))
+            store.append(time.perf_counter() - start)
+    total, one = statistics.median(totals), statistics.median(ones)
+    return {
+        "iterations": iterations,
+        "total_s": total,
+        "one_iteration_s": one,
+        "per_iteration_s": max(total - one, 0.0) / max(iterations - 1, 1),
+        "runs": repeats,
+    }
+
+
+def sampler_overhead(quick: bool, repeats: int) -> dict:
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_sampler.py"
+    if not path.exists():
+        return {"skipped": f"{path} not found"}
+    spec = importlib.util.spec_from_file_location("_bench_sampler", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--repeats", str(max(repeats, 3))]
+    if quick:
+        argv += ["--batch", "64", "--dim", "4", "--steps", "8"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        return module.main(argv)
+
+
+def run(args) -> int:
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    for s in sections:
+        if s not in SECTIONS:
+            raise ValueError(f"`--sections` must be a subset of {','.join(SECTIONS)}; got {s!r}")
+    quick = args.quick
+    sizes = _ints("sizes", args.sizes or ("100,1000" if quick else "100,1000,10000,100000,1000000"))
+    steps = _ints("steps", args.steps or ("5,10" if quick else "5,10,20,50"))
+    repeats = args.repeats or (3 if quick else 7)
+    if repeats < 1:
+        raise ValueError(f"`--repeats` must be >= 1, got {repeats}")
+    iterations = args.iterations or (10 if quick else 200)
+    record = {
+        "device": str(jax.devices()[0]),
+        "num_devices": jax.device_count(),
+        "platform": platform.machine(),
+        "jax": jax.__version__,
+        "repeats": repeats,
+        "note": "medians after one compiling run; compile_s = first run - median",
+    }
+    if "kl_scaling" in sections:
+        record["kl_scaling"] = kl_scaling(sizes, steps, repeats)
+    if "time_to_schedule" in sections:
+        record["time_to_schedule"] = time_to_schedule(iterations, repeats, quick)
+    if "sampler_overhead" in sections:
+        record["sampler_overhead"] = sampler_overhead(quick, repeats)
+    text = json.dumps(record, indent=2)
+    if args.output:
+        from ..io import atomic_write_bytes
+
+        atomic_write_bytes(args.output, (text + "\n").encode())
+    print(text)
+    return 0

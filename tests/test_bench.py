@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from schedopt.cli import bench
+
+
+def _run(capsys, argv):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    bench.register(sub)
+    args = parser.parse_args(["bench", *argv])
+    assert args.func(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_bench_kl_scaling_prints_json_with_medians(capsys, tmp_path):
+    out = tmp_path / "b.json"
+    argv = ["--quick", "--sections", "kl_scaling", "--sizes", "100,400", "--steps", "4"]
+    record = _run(capsys, [*argv, "--repeats", "2", "--output", str(out)])
+    rows = record["kl_scaling"]["by_size"]
+    assert [r["dim"] for r in rows] == [100, 400]
+    for r in rows:
+        assert r["value"]["median_s"] > 0 and r["value_and_grad"]["compile_s"] >= 0
+        assert r["grad_over_value"] > 0
+    assert json.loads(out.read_text()) == record
+
+
+def test_schedule_timing_separates_one_iteration_cost():
+    calls = []
+    timing = bench.schedule_timing(lambda its: calls.append(its) or 0.0, 5, 2)
+    assert calls == [1, 5, 1, 5]
+    assert timing["iterations"] == 5 and timing["per_iteration_s"] >= 0
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--sections", "nope"], "--sections"),
+        (["--sizes", "a,b"], "--sizes"),
+        (["--steps", "0"], "--steps"),
+    ],
+)
+def test_bench_bad_arguments_name_the_flag(capsys, argv, match):
+    with pytest.raises(ValueError, match=match):
+        _run(capsys, argv)
+
+
+@pytest.mark.slow
+def test_bench_quick_all_sections(capsys):
+    record = _run(capsys, ["--quick", "--sizes", "100", "--steps", "4", "--iterations", "4"])
+    assert set(bench.SECTIONS) <= set(record)
+    assert record["time_to_schedule"]["gaussian-kl"]["total_s"] > 0
+    assert record["sampler_overhead"].get("ratio_diffrax_over_hand", 1.0) > 0
