@@ -20,7 +20,12 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_choice, check_positive_int
+from .._checks import (
+    check_array_positive,
+    check_choice,
+    check_positive_int,
+    check_strictly_decreasing,
+)
 from ..models.base import AbstractDenoiser
 from ..schedules.base import FINALS, AbstractSchedule, grid_times
 from .base import AbstractSampler, _check_state
@@ -113,6 +118,9 @@ def probability_flow(
     levels = jnp.asarray(noise_levels, dtype=y0.dtype)
     if levels.ndim != 1 or levels.shape[0] < 1:
         raise ValueError(f"`noise_levels` must be 1-D and non-empty, got shape {levels.shape}")
+    check_array_positive("noise_levels", levels)
+    if levels.shape[0] > 1:
+        check_strictly_decreasing("noise_levels", levels)
     m = levels.shape[0]
     y = y0
     if m > 1:

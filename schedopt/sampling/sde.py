@@ -24,9 +24,17 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_choice, check_positive_float, check_positive_int, is_concrete
+from .._checks import (
+    check_array_positive,
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+    check_strictly_decreasing,
+    is_concrete,
+)
 from ..models.base import AbstractDenoiser
 from ..schedules.base import FINALS, AbstractSchedule, grid, grid_times
 from ..schedules.processes import VE, VP, AbstractProcess, process_from_name
@@ -149,6 +157,10 @@ def euler_maruyama(
     m = times.shape[0]
     if times.ndim != 1 or m < 1:
         raise ValueError(f"`times` must be 1-D and non-empty, got shape {times.shape}")
+    if m > 1:
+        check_strictly_decreasing("times", times)
+    if is_concrete(times) and not np.all((np.asarray(times) >= 0) & (np.asarray(times) <= 1)):
+        raise ValueError(f"`times` must lie in [0, 1], got {np.asarray(times).tolist()}")
     if xi.shape != (m - 1, *y0.shape):
         raise ValueError(
             f"`xi` must have shape {(m - 1, *y0.shape)} (one draw per step), got {xi.shape}"
@@ -287,6 +299,10 @@ def ancestral(
     xi = jnp.asarray(xi, y0.dtype)
     if levels.ndim != 1 or levels.shape[0] < 2:
         raise ValueError(f"`noise_levels` must be 1-D with >= 2 levels, got shape {levels.shape}")
+    check_strictly_decreasing("noise_levels", levels)
+    check_array_positive("noise_levels", levels[:-1])
+    if is_concrete(levels) and float(np.asarray(levels)[-1]) < 0:
+        raise ValueError(f"`noise_levels` must end at a level >= 0, got {np.asarray(levels)[-1]!r}")
     if xi.shape != (levels.shape[0] - 1, *y0.shape):
         raise ValueError(
             f"`xi` must have shape {(levels.shape[0] - 1, *y0.shape)} (one draw per step), "

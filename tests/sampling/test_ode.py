@@ -256,6 +256,18 @@ def test_make_sampler_and_nfe_budget():
             ),
             "noise_levels",
         ),
+        (
+            lambda: probability_flow(
+                GaussianDenoiser(jnp.ones(1)), jnp.array([1.0, 2.0]), jnp.ones((1, 1))
+            ),
+            "decreasing",
+        ),
+        (
+            lambda: probability_flow(
+                GaussianDenoiser(jnp.ones(1)), jnp.array([1.0, 0.0]), jnp.ones((1, 1))
+            ),
+            "noise_levels",
+        ),
     ],
 )
 def test_bad_input_names_the_argument(build, match):

@@ -242,18 +242,51 @@ def test_gradient_wrt_schedule_and_kappa_matches_finite_differences():
         (lambda: EulerMaruyama(4)(GaussianDenoiser(C), EDM(), jnp.ones((2, D))), "key"),
         (
             lambda: euler_maruyama(
-                GaussianDenoiser(C), EDM(), jnp.ones((2, D)), jnp.ones((3, 2, D)), jnp.ones(3)
+                GaussianDenoiser(C),
+                EDM(),
+                jnp.ones((2, D)),
+                jnp.ones((3, 2, D)),
+                jnp.array([1.0, 0.5, 0.0]),
             ),
             "xi",
         ),
         (
             lambda: ancestral(
-                GaussianDenoiser(C), jnp.ones(3), jnp.ones((2, D)), jnp.ones((3, 2, D))
+                GaussianDenoiser(C),
+                jnp.array([2.0, 1.0, 0.0]),
+                jnp.ones((2, D)),
+                jnp.ones((3, 2, D)),
             ),
             "xi",
         ),
         (lambda: ReparameterisedNoisePath(jnp.ones(3), jnp.ones((3, 1))), "xi"),
         (lambda: draw_noise(jax.random.key(0), (2,), "cauchy"), "noise"),
+        (
+            lambda: euler_maruyama(
+                GaussianDenoiser(C),
+                EDM(),
+                jnp.ones((2, D)),
+                jnp.ones((2, 2, D)),
+                jnp.array([0.2, 0.5, 0.0]),
+            ),
+            "times",
+        ),
+        (
+            lambda: euler_maruyama(
+                GaussianDenoiser(C),
+                EDM(),
+                jnp.ones((2, D)),
+                jnp.ones((1, 2, D)),
+                jnp.array([1.5, 0.0]),
+            ),
+            "times",
+        ),
+        (
+            lambda: ancestral(
+                GaussianDenoiser(C), jnp.array([1.0, 2.0]), jnp.ones((2, D)), jnp.ones((1, 2, D))
+            ),
+            "noise_levels",
+        ),
     ],
 )
 def test_bad_input_names_the_argument(build, match):
