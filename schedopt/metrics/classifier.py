@@ -94,9 +94,9 @@ def save_classifier(path: str | os.PathLike, model: DigitsClassifier) -> Path:
 
     path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(path, nnx.state(model), force=True)
-    checkpointer.wait_until_finished()
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(path, nnx.state(model), force=True)
+        checkpointer.wait_until_finished()
     return path
 
 
@@ -106,7 +106,8 @@ def _restore(path: Path) -> DigitsClassifier:
     abstract = nnx.eval_shape(lambda: DigitsClassifier(rngs=nnx.Rngs(0)))
     graphdef, abstract_state = nnx.split(abstract)
     try:
-        state = ocp.StandardCheckpointer().restore(path, abstract_state)
+        with ocp.StandardCheckpointer() as checkpointer:
+            state = checkpointer.restore(path, abstract_state)
     except Exception as e:
         raise ValueError(
             f"cannot restore the digits classifier from {path} ({type(e).__name__}: "

@@ -312,7 +312,10 @@ def default_network_config(event_shape: tuple[int, ...], sigma_data: float = 0.5
     """The default architecture for data of ``event_shape``: U-Net for images, else MLP."""
     event_shape = tuple(int(v) for v in event_shape)
     if len(event_shape) == 3:
-        return UNetDenoiser(event_shape, sigma_data=sigma_data, rngs=nnx.Rngs(0)).config()
+        abstract = nnx.eval_shape(
+            lambda: UNetDenoiser(event_shape, sigma_data=sigma_data, rngs=nnx.Rngs(0))
+        )
+        return abstract.config()
     if len(event_shape) == 1:
         return dict(architecture="mlp", dim=event_shape[0], sigma_data=float(sigma_data))
     raise ValueError(

@@ -76,9 +76,9 @@ def save_network(path: str | os.PathLike, module: nnx.Module, metadata: dict | N
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         _, state = nnx.split(module)
-        checkpointer = ocp.StandardCheckpointer()
-        checkpointer.save(tmp / STATE_DIR, state)
-        checkpointer.wait_until_finished()
+        with ocp.StandardCheckpointer() as checkpointer:
+            checkpointer.save(tmp / STATE_DIR, state)
+            checkpointer.wait_until_finished()
         atomic_write_json(tmp / NETWORK_FILE, {"network": module.config(), **(metadata or {})})
         backup = None
         if path.exists():
@@ -114,7 +114,8 @@ def load_network(path: str | os.PathLike) -> nnx.Module:
     abstract = nnx.eval_shape(lambda: build_network(meta["network"]))
     graphdef, abstract_state = nnx.split(abstract)
     try:
-        state = ocp.StandardCheckpointer().restore(path / STATE_DIR, abstract_state)
+        with ocp.StandardCheckpointer() as checkpointer:
+            state = checkpointer.restore(path / STATE_DIR, abstract_state)
     except Exception as e:  # orbax raises many types for missing/corrupt/mismatched data
         raise ValueError(
             f"cannot restore network state from {path / STATE_DIR} (does it match "

@@ -12,6 +12,7 @@ from schedopt.cli import main
 from schedopt.data import load_dataset
 
 
+@pytest.mark.slow
 def test_evaluate_saved_samples(tmp_path, capsys):
     ds = load_dataset("ring")
     good = tmp_path / "good.npy"
@@ -30,6 +31,7 @@ def test_evaluate_saved_samples(tmp_path, capsys):
     assert bad["modes_covered"] == 0 and bad["sw2"] > printed["metrics"]["sw2"]
 
 
+@pytest.mark.slow
 def test_evaluate_a_trained_model(tmp_path, capsys):
     run = tmp_path / "run"
     train = [

@@ -31,7 +31,7 @@ def test_log_likelihood_of_own_samples_is_minus_the_entropy():
 
 def test_mode_coverage_known_cases():
     gmm = ring(8, radius=1.0, std=0.1)
-    x, labels = gmm.sample_with_labels(jax.random.key(0), 8000)
+    x, labels = gmm.sample_with_labels(jax.random.key(0), 4000)
     full = mode_coverage(x, gmm)
     assert full["modes_covered"] == 8 and full["coverage"] == 1.0
     assert full["close_fraction"] == pytest.approx(0.99, abs=0.01)
@@ -51,9 +51,9 @@ def test_mode_coverage_known_cases():
 
 def test_precision_recall_known_cases():
     gmm = ring(8)
-    real = gmm.sample(jax.random.key(0), 2000)
+    real = gmm.sample(jax.random.key(0), 1000)
     assert precision_recall(real, real) == {"precision": 1.0, "recall": 1.0}
-    x, labels = gmm.sample_with_labels(jax.random.key(1), 4000)
+    x, labels = gmm.sample_with_labels(jax.random.key(1), 2000)
     half = precision_recall(real, x[np.asarray(labels) < 4])
     assert half["precision"] > 0.95 and half["recall"] == pytest.approx(0.5, abs=0.05)
     far = precision_recall(real, real + 10.0)
@@ -63,9 +63,9 @@ def test_precision_recall_known_cases():
 
 
 def test_evaluate_samples_on_a_mixture():
-    ds = load_dataset("ring", num_train=10, num_test=2000)
-    good = evaluate_samples(ds.distribution.sample(jax.random.key(5), 2000), ds)
-    bad = evaluate_samples(ds.distribution.sample(jax.random.key(5), 2000) * 1.5, ds)
+    ds = load_dataset("ring", num_train=10, num_test=1000)
+    good = evaluate_samples(ds.distribution.sample(jax.random.key(5), 1000), ds)
+    bad = evaluate_samples(ds.distribution.sample(jax.random.key(5), 1000) * 1.5, ds)
     assert good["modes_covered"] == 8 and good["gaussian_kl"] < 0.01
     for name in ("sw2", "mmd", "gaussian_kl"):
         assert bad[name] > good[name]

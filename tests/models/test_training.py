@@ -132,7 +132,14 @@ def test_deterministic_given_the_seed():
     assert not _same(a.model, a.raw_model)  # EMA differs from the last iterate
 
 
-@pytest.mark.parametrize("weighting", WEIGHTINGS)
+@pytest.mark.parametrize(
+    "weighting",
+    [
+        pytest.param(w, marks=pytest.mark.slow) if w in ("min-snr", "uniform") else w
+        for w in WEIGHTINGS
+        if w != "edm"  # the default: every other test trains with it
+    ],
+)
 def test_every_weighting_trains(weighting):
     noise = FromSchedule(EDM()) if weighting == "vdm" else "log-uniform"
     r = train_denoiser(
@@ -231,6 +238,7 @@ def _train_args(out, *extra):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cli_train_writes_a_loadable_model_and_resumes(tmp_path, capsys):
     from schedopt.cli import main
     from schedopt.models.nnx_adapter import load_denoiser, read_network_metadata
