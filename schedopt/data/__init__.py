@@ -2,6 +2,7 @@
 
 from .digits import IMAGE_SHAPE, load_digits, to_pixels
 from .mixtures import GaussianMixture, gaussian_with_spectrum, grid, ring, unequal_mixture
+from .plotting import plot_samples
 from .registry import DATASETS, Dataset, load_dataset
 from .toy import moons, swiss_roll
 
@@ -15,6 +16,7 @@ __all__ = [
     "load_dataset",
     "load_digits",
     "moons",
+    "plot_samples",
     "ring",
     "swiss_roll",
     "to_pixels",

@@ -87,8 +87,8 @@ def frechet_distance(x: ArrayLike, y: ArrayLike) -> Scalar:
 
     >>> import jax
     >>> x = jax.random.normal(jax.random.key(0), (500, 3))
-    >>> float(frechet_distance(x, x))  # doctest: +ELLIPSIS
-    0.0...
+    >>> abs(float(frechet_distance(x, x))) < 1e-6
+    True
     """
     x, y = _flat("x", x, 2), _flat("y", y, 2)
     _same_dim(x, y)
@@ -231,12 +231,12 @@ def mmd(
 
     ``bandwidth`` ``h`` is a scalar or a 1-D array (kernels summed); ``None`` uses the
     median heuristic. ``unbiased=True`` is the U-statistic (can be slightly negative);
-    ``False`` the V-statistic (>= 0, exactly 0 for identical sets).
+    ``False`` the V-statistic (>= 0, and 0 up to rounding for identical sets).
 
     >>> import jax
     >>> x = jax.random.normal(jax.random.key(0), (200, 2))
-    >>> float(mmd(x, x, 1.0, unbiased=False))
-    0.0
+    >>> abs(float(mmd(x, x, 1.0, unbiased=False))) < 1e-6
+    True
     """
     x, y = _flat("x", x, 2), _flat("y", y, 2)
     _same_dim(x, y)

@@ -168,7 +168,8 @@ def train_denoiser(
     ``"min-snr"``, ``"uniform"``, ``"vdm"`` (see :mod:`schedopt.models.noise`). With
     ``checkpoint_dir``, a checkpoint is written every ``checkpoint_every`` steps and at
     the end, and a run finding checkpoints there resumes from the latest one (its settings
-    must match). ``callback`` gets each log record (it may raise to stop the run).
+    must match). Only ``nnx.Param`` variables are trained; other state stays as given.
+    ``callback`` gets each log record (it may raise to stop the run).
     ``hook(step, model)`` runs at every log boundary with the current EMA model; a dict it
     returns is merged into that log record (e.g. P4's online schedule adaptation,
     :class:`schedopt.score_optimal.OnlineEqualCost`).

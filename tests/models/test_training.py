@@ -132,6 +132,20 @@ def test_deterministic_given_the_seed():
     assert not _same(a.model, a.raw_model)  # EMA differs from the last iterate
 
 
+def test_hook_sees_the_ema_model_and_extends_the_log():
+    seen = []
+
+    def hook(step, model):
+        seen.append((step, model))
+        return {"probe": float(step) / 10}
+
+    r = train_denoiser(
+        _net(), DATA, num_steps=20, batch_size=16, log_every=10, progress=False, hook=hook
+    )
+    assert [s for s, _ in seen] == [10, 20] and [h["probe"] for h in r.history] == [1.0, 2.0]
+    assert _same(seen[-1][1], r.model)
+
+
 @pytest.mark.parametrize(
     "weighting",
     [
