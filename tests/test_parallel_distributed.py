@@ -101,8 +101,9 @@ def _run(names):
     return outs
 
 
-@pytest.mark.parametrize("names", [["mmd"], pytest.param(["trajectory"], marks=pytest.mark.slow)])
-def test_two_processes_match_one(names):
+@pytest.mark.slow
+def test_two_processes_match_one():
+    names = ["mmd", "trajectory"]
     first, second = _run(names)
     for name in names:
         for r in (first[name], second[name]):  # both processes see the same replicated result
