@@ -100,8 +100,14 @@ class GaussianDenoiser(AbstractDenoiser):
 
     @classmethod
     def from_spectrum(cls, spectrum) -> GaussianDenoiser:
-        """From a :class:`schedopt.gaussian.Spectrum` (axis-aligned; its mean is in the
-        eigenbasis). Multiplicity weights are not expanded: pass integer-free spectra."""
+        """From a :class:`schedopt.gaussian.Spectrum`: one axis-aligned direction per
+        eigenvalue, with the spectrum's mean (given in the eigenbasis). The spectrum's
+        multiplicity ``weights`` are not expanded into repeated directions.
+
+        >>> from schedopt.gaussian import Spectrum
+        >>> GaussianDenoiser.from_spectrum(Spectrum([0.5, 2.0])).dim
+        2
+        """
         return cls(spectrum.eigenvalues, mean=spectrum.mean)
 
     @property
