@@ -169,7 +169,7 @@ def test_dataset_errors_name_the_argument():
     with pytest.raises(ValueError, match="num_train=0"):
         load_dataset("ring", num_train=0)
     with pytest.raises(ValueError, match="bad parameters"):
-        load_dataset("ring", colour="red")
+        load_dataset("ring", color="red")
     with pytest.raises(ValueError, match="digits"):
         load_dataset("digits", dim=3)
 

@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--weighting", default="edm", help=f"loss weighting: {', '.join(WEIGHTINGS)}")
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialization and batches")
     p.add_argument("--data-seed", type=int, default=0, help="seed of a generated data set")
     p.add_argument("--num-train", type=int, default=20_000, help="size of a generated train set")
     p.add_argument("--channels", help="U-Net channels per level, e.g. 32,64")

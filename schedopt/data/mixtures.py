@@ -163,7 +163,7 @@ def ring(num_modes: int = 8, radius: float = 1.0, std: float = 0.1) -> GaussianM
 
 
 def grid(num_per_side: int = 5, spacing: float = 0.5, std: float = 0.05) -> GaussianMixture:
-    """A centred ``num_per_side x num_per_side`` grid of equal isotropic 2-D Gaussians.
+    """A centered ``num_per_side x num_per_side`` grid of equal isotropic 2-D Gaussians.
 
     >>> grid(5).num_components
     25

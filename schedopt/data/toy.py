@@ -1,7 +1,7 @@
 """2-D toy distributions without a closed-form density: two moons and a swiss roll.
 
 Both are written in JAX (jit-able, deterministic given ``key``) and scaled to roughly
-unit variance per coordinate, centred at the origin.
+unit variance per coordinate, centered at the origin.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .._checks import check_finite_float, check_positive_int
 
 
 def moons(key: PRNGKeyArray, num_samples: int, noise: float = 0.05) -> Float[Array, "n 2"]:
-    """Two interleaving half circles (as scikit-learn's ``make_moons``), centred and scaled.
+    """Two interleaving half circles (as scikit-learn's ``make_moons``), centered and scaled.
 
     ``x = (cos u, sin u)`` or ``(1 - cos u, 1/2 - sin u)`` with ``u ~ U(0, pi)``, plus
     ``N(0, noise^2)``, then shifted by ``(-1/2, -1/4)`` and divided by ``(0.87, 0.5)``, which

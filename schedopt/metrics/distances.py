@@ -47,8 +47,8 @@ def mean_and_covariance(x: ArrayLike) -> tuple[Float[Array, " d"], Float[Array, 
     """
     x = _flat("x", x, min_samples=2)
     mu = jnp.mean(x, axis=0)
-    centred = x - mu
-    return mu, centred.T @ centred / (x.shape[0] - 1)
+    centered = x - mu
+    return mu, centered.T @ centered / (x.shape[0] - 1)
 
 
 def _sqrtm_psd(c: Array) -> Array:

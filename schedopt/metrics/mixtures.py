@@ -116,10 +116,10 @@ def _kth_neighbour_sq_radius(x: Array, k: int, chunk: int) -> Array:
 
 
 @functools.partial(jax.jit, static_argnums=3)
-def _inside_union(points: Array, centres: Array, sq_radii: Array, chunk: int) -> Array:
+def _inside_union(points: Array, centers: Array, sq_radii: Array, chunk: int) -> Array:
     out = []
     for start in range(0, points.shape[0], chunk):
-        d2 = _sq_dists(points[start : start + chunk], centres)
+        d2 = _sq_dists(points[start : start + chunk], centers)
         out.append(jnp.any(d2 <= sq_radii[None, :], axis=1))
     return jnp.concatenate(out)
 

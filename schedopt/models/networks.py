@@ -287,7 +287,7 @@ class UNetDenoiser(_EDMDenoiser):
 
 
 def build_network(config: dict, *, seed: int = 0) -> MLPDenoiser | UNetDenoiser:
-    """A network from its :meth:`config` dict, initialised from ``seed``.
+    """A network from its :meth:`config` dict, initialized from ``seed``.
 
     >>> model = build_network({"architecture": "mlp", "dim": 2, "width": 16, "depth": 1})
     >>> build_network(model.config()).config() == model.config()

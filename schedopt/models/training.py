@@ -8,7 +8,7 @@ distribution and ``eps ~ N(0, I)``, and minimises
 with optax (Adam, linear warm-up then constant rate, gradient clipping), keeping an
 exponential moving average (EMA) of the weights. Everything random is derived from
 ``fold_in(key(seed), step)``, so a run is deterministic given ``seed`` and a resumed run
-is identical to an uninterrupted one. Checkpoints (orbax) hold weights, EMA, optimiser
+is identical to an uninterrupted one. Checkpoints (orbax) hold weights, EMA, optimizer
 state and the run's settings; progress shows as a tqdm bar (loss and rate) and each log
 record goes to a JSONL file.
 """
@@ -45,7 +45,7 @@ class TrainResult:
     """What :func:`train_denoiser` returns.
 
     ``model`` holds the EMA weights (use it for sampling), ``raw_model`` the last
-    optimiser iterate; ``denoiser`` is ``model`` as an ``AbstractDenoiser``.
+    optimizer iterate; ``denoiser`` is ``model`` as an ``AbstractDenoiser``.
     """
 
     model: nnx.Module

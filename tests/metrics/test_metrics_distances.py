@@ -126,7 +126,7 @@ def test_mmd_known_answers():
     x = jax.random.normal(jax.random.key(0), (1000, 2))
     assert float(mmd(x, x, 1.0, unbiased=False)) == pytest.approx(0.0, abs=1e-6)
     y = jax.random.normal(jax.random.key(1), (1000, 2))
-    assert abs(float(mmd(x, y, 1.0))) < 3e-3  # same law: the U-statistic is centred at 0
+    assert abs(float(mmd(x, y, 1.0))) < 3e-3  # same law: the U-statistic is centered at 0
     # N(0, I) vs N(m, I), kernel exp(-|a-b|^2 / 2h^2):
     # MMD^2 = 2 (h^2 / (h^2 + 2))^(d/2) (1 - exp(-|m|^2 / (2 (h^2 + 2))))
     h, m, d = 1.5, jnp.array([1.0, 0.5]), 2

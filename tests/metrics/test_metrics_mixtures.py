@@ -39,9 +39,9 @@ def test_mode_coverage_known_cases():
     # samples of half of the modes only
     half = mode_coverage(x[np.asarray(labels) < 4], gmm)
     assert half["modes_covered"] == 4 and half["mode_weight_tv"] == pytest.approx(0.5, abs=0.02)
-    # everything collapsed at the centre: no sample is close to a mode
-    centre = mode_coverage(jnp.zeros((100, 2)), gmm)
-    assert centre["close_fraction"] == 0.0 and centre["modes_covered"] == 0
+    # everything collapsed at the center: no sample is close to a mode
+    center = mode_coverage(jnp.zeros((100, 2)), gmm)
+    assert center["close_fraction"] == 0.0 and center["modes_covered"] == 0
     # spread twice too wide: fewer close samples (|z|^2 <= chi2_0.99 / 4 = 2.3: P = 0.68)
     wide = mode_coverage(gmm.means[labels] + 2 * (x - gmm.means[labels]), gmm)
     assert wide["close_fraction"] == pytest.approx(0.68, abs=0.03)

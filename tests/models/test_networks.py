@@ -46,7 +46,7 @@ def _unet():
 
 
 def _perturb(model, seed=1):
-    """Random non-zero weights everywhere (zero-initialised output layers included)."""
+    """Random non-zero weights everywhere (zero-initialized output layers included)."""
     graphdef, state = nnx.split(model)
     leaves, tree = jax.tree.flatten(state)
     keys = jax.random.split(jax.random.key(seed), len(leaves))

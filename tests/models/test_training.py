@@ -53,10 +53,10 @@ def test_reported_density_is_the_density_of_logsnr(noise):
     lam = -2.0 * np.log(np.asarray(s))
     hist, edges = np.histogram(lam, bins=40, range=tuple(np.percentile(lam, [5, 95])))
     hist = hist / (len(lam) * np.diff(edges))
-    centres = 0.5 * (edges[1:] + edges[:-1])
+    centers = 0.5 * (edges[1:] + edges[:-1])
     order = np.argsort(lam)
-    at_centres = np.interp(centres, lam[order], np.asarray(density)[order])
-    np.testing.assert_allclose(hist, at_centres, rtol=0.12)
+    at_centers = np.interp(centers, lam[order], np.asarray(density)[order])
+    np.testing.assert_allclose(hist, at_centers, rtol=0.12)
 
 
 def test_schedule_noise_is_the_schedule_pushforward():
@@ -185,7 +185,7 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
         )
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert steps == [10, 20, 30]
-    # a differently initialised model: everything must come from the checkpoint
+    # a differently initialized model: everything must come from the checkpoint
     resumed = train_denoiser(
         _net(seed=9), DATA, num_steps=60, checkpoint_dir=ckpt, log_path=log, **kw
     )
