@@ -243,9 +243,10 @@ def mmd(
     if bandwidth is None:
         h = median_bandwidth(x, y)
     else:
-        h = jnp.asarray(bandwidth, x.dtype)
-        if is_concrete(h) and not bool(jnp.all(h > 0)):
+        if is_concrete(bandwidth) and not np.all(np.asarray(bandwidth) > 0):
+            # NumPy, not jnp: inside jit a jnp comparison of a captured constant is traced.
             raise ValueError(f"`bandwidth` must be > 0, got bandwidth={bandwidth!r}")
+        h = jnp.asarray(bandwidth, x.dtype)
     return _mmd(x, y, jnp.atleast_1d(h), bool(unbiased))
 
 

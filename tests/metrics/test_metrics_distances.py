@@ -164,3 +164,15 @@ def test_shape_errors():
         gaussian_kl(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
     m, c = mean_and_covariance(np.arange(6.0).reshape(3, 2))
     np.testing.assert_allclose(c, np.cov(np.arange(6.0).reshape(3, 2).T))
+
+
+def test_mmd_under_jit_with_captured_bandwidths():
+    import jax
+    import jax.numpy as jnp
+
+    from schedopt.metrics.distances import mmd as metric_mmd
+
+    x = jax.random.normal(jax.random.key(0), (50, 2))
+    h = jnp.array([0.5, 1.0])
+    jitted = jax.jit(lambda a: metric_mmd(a, a + 1.0, h))(x)
+    np.testing.assert_allclose(jitted, metric_mmd(x, x + 1.0, h), rtol=1e-5)
