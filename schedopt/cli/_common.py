@@ -59,3 +59,23 @@ def format_table(header: list[str], rows: list[list]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def dataset_denoiser(dataset, network: str | None, option: str):
+    """The denoiser an objective needs: the saved network at ``network`` (a
+    ``schedopt train`` network directory) if given, else the data set's exact oracle.
+
+    ``option`` names the command-line flag in the error for data without a known density.
+    """
+    if network is not None:
+        from ..models.nnx_adapter import load_denoiser
+
+        return load_denoiser(network)
+    if dataset.distribution is None:
+        raise ValueError(
+            f"{dataset.name!r} has no exact oracle (no known density): give {option} "
+            "(a saved network directory, e.g. runs/digits-edm/network)"
+        )
+    from ..models.oracles import GaussianMixtureDenoiser
+
+    return GaussianMixtureDenoiser.from_mixture(dataset.distribution)

@@ -21,7 +21,7 @@ from ...constant_rate import (
     tabulate_speed,
 )
 from ...objectives.constant_rate import ConstantRate
-from .._common import parse_floats
+from .._common import dataset_denoiser, parse_floats
 from . import ObjectiveSetup
 
 NAME = "constant-rate"
@@ -82,21 +82,6 @@ def add_arguments(group) -> None:
     )
 
 
-def _denoiser(args, dataset):
-    if args.measure_denoiser is not None:
-        from ...models.nnx_adapter import load_denoiser
-
-        return load_denoiser(args.measure_denoiser)
-    if dataset.distribution is None:
-        raise ValueError(
-            f"--measure x0/eps on {dataset.name!r} needs --measure-denoiser (a saved network "
-            "directory, e.g. runs/digits-edm); only data sets with a known density have an oracle"
-        )
-    from ...models.oracles import GaussianMixtureDenoiser
-
-    return GaussianMixtureDenoiser.from_mixture(dataset.distribution)
-
-
 def build_measure(args):
     """The (possibly combined) measure named by ``--measure`` and its options."""
     from ...data import load_dataset
@@ -130,7 +115,11 @@ def build_measure(args):
             batch = 250 if n % 250 == 0 and dataset.is_image else None
             measures.append(
                 cls.from_data(
-                    _denoiser(args, dataset), data, num_samples=n, seed=args.seed, batch_size=batch
+                    dataset_denoiser(dataset, args.measure_denoiser, "--measure-denoiser"),
+                    data,
+                    num_samples=n,
+                    seed=args.seed,
+                    batch_size=batch,
                 )
             )
     weights = None

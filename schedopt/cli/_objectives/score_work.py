@@ -13,6 +13,7 @@ import jax
 from ...baselines import baseline_schedules
 from ...schedules import EDM
 from ...score_optimal import COSTS, TRACES, VELOCITIES, CostTable, make_cost
+from .._common import dataset_denoiser
 from . import ObjectiveSetup
 
 NAME = "score-work"
@@ -56,21 +57,6 @@ def add_arguments(group) -> None:
     )
 
 
-def _denoiser(args, dataset):
-    if args.cost_denoiser is not None:
-        from ...models.nnx_adapter import load_denoiser
-
-        return load_denoiser(args.cost_denoiser)
-    if dataset.distribution is None:
-        raise ValueError(
-            f"--objective score-work on {dataset.name!r} needs --cost-denoiser (a saved network "
-            "directory, e.g. runs/digits-edm); only data sets with a known density have an oracle"
-        )
-    from ...models.oracles import GaussianMixtureDenoiser
-
-    return GaussianMixtureDenoiser.from_mixture(dataset.distribution)
-
-
 def build(args) -> ObjectiveSetup:
     from ...data import load_dataset
     from ...objectives.score_work import ScoreWork
@@ -80,7 +66,7 @@ def build(args) -> ObjectiveSetup:
     if args.cost_intervals < 2:
         raise ValueError(f"--cost-intervals must be >= 2, got {args.cost_intervals}")
     dataset = load_dataset(args.cost_dataset, seed=args.seed)
-    denoiser = _denoiser(args, dataset)
+    denoiser = dataset_denoiser(dataset, args.cost_denoiser, "--cost-denoiser")
     x0 = dataset.train[: args.cost_samples]
     cost = make_cost(args.cost, velocity=args.cost_velocity, trace=args.cost_trace)
     table = CostTable.estimate(
