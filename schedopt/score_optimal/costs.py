@@ -240,6 +240,7 @@ class PredictorCost(AbstractScoreCost):
     (``tr(M) ~ z^T M z``) and of ``J^-T = sum_k (-h A^T)^k``, ``A = (I - dD/dy) / s``; two
     independent probes give residuals ``r_1, r_2`` and the unbiased ``r_1 . r_2``. The
     series needs ``|h| ||A|| < 1`` (steps ``|s' - s| < s`` suffice for an exact denoiser).
+    Samples are processed ``chunk_size`` at a time (memory).
 
     Gaussian data ``N(0, c)``: ``L_p(s, s + h) = s^2 c^2 / (c + s^2)^5 h^4 + O(h^5)`` per direction.
 
@@ -254,6 +255,7 @@ class PredictorCost(AbstractScoreCost):
     velocity: str = eqx.field(static=True, default="sigma")
     trace: str = eqx.field(static=True, default="exact")
     num_terms: int = eqx.field(static=True, default=8)
+    chunk_size: int = eqx.field(static=True, default=32)
     name: ClassVar[str] = "predictor"
     order: ClassVar[int] = 4
 
@@ -261,6 +263,7 @@ class PredictorCost(AbstractScoreCost):
         _check_velocity(self.velocity)
         check_choice("trace", self.trace, TRACES)
         check_positive_int("num_terms", self.num_terms)
+        check_positive_int("chunk_size", self.chunk_size)
 
     def pointwise(self, denoiser, y, noise_level, next_level, key):
         event = y.shape[1:]
@@ -291,7 +294,7 @@ class PredictorCost(AbstractScoreCost):
                 grad_logdet, jac = jax.grad(logdet, has_aux=True)(v)
                 return target - jnp.linalg.solve(jac.T, score - grad_logdet)
 
-            r = jax.vmap(residual)(flat)
+            r = jax.lax.map(residual, flat, batch_size=min(self.chunk_size, flat.shape[0]))
             return velocity(self.velocity, s_next) ** 2 * jnp.sum(r**2, axis=1)
 
         num_terms = self.num_terms
@@ -328,7 +331,9 @@ class PredictorCost(AbstractScoreCost):
             return jnp.dot(r[0], r[1])
 
         keys = jax.random.split(key, flat.shape[0])
-        return velocity(self.velocity, s_next) ** 2 * jax.vmap(residuals)(flat, keys)
+        batch = min(self.chunk_size, flat.shape[0])
+        dots = jax.lax.map(lambda a: residuals(*a), (flat, keys), batch_size=batch)
+        return velocity(self.velocity, s_next) ** 2 * dots
 
 
 def make_cost(name: str, *, velocity: str = "sigma", trace: str = "exact") -> AbstractScoreCost:
