@@ -61,8 +61,8 @@ def add_arguments(group) -> None:
     group.add_argument(
         "--measure-denoiser",
         default=None,
-        help="saved network directory for x0/eps (e.g. runs/digits-edm); default: the exact "
-        "oracle of a data set with a known density",
+        help="saved network directory for x0/eps (e.g. runs/digits-edm/network); default: "
+        "the exact oracle of a data set with a known density",
     )
     group.add_argument(
         "--measure-features",
