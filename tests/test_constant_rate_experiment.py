@@ -25,4 +25,7 @@ def test_p1_experiment_smoke(tmp_path):
     names = {r["schedule"] for r in gmm["rows"]}
     assert {"crs-fd", "crs-x0", "crs-eps", "edm-rho7", "cosine", "logsnr-uniform"} <= names
     training = json.loads((out / "training.json").read_text())
-    assert {r["trained"] for r in training["rows"]} == {"edm-lognormal", "crs-fd"}
+    assert {r["trained"] for r in training["rows"]} == {
+        "edm-lognormal (seed 0)",
+        "crs-fd (seed 0)",
+    }
