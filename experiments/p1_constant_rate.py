@@ -320,6 +320,42 @@ def run_training(args):
     }
 
 
+def summarize_training(out: Path) -> str:
+    """Markdown: FD of every training run (``training*.json``) per (sampler, NFE, sampling
+    schedule) and arm, one column per seed, with the mean and the paired difference."""
+    rows = []
+    for path in sorted(out.glob("training*.json")):
+        rows += json.loads(path.read_text())["rows"]
+    if not rows:
+        raise SystemExit(f"no training*.json in {out}")
+    seeds = sorted({r["train_seed"] for r in rows})
+    keys = list(dict.fromkeys((r["sampler"], r["nfe"], r["schedule"]) for r in rows))
+    head = "| sampler | nfe | sampling | trained | " + " | ".join(f"seed {s}" for s in seeds)
+    lines = [head + " | mean |", "|" + "---|" * (5 + len(seeds))]
+    for key in keys:
+        per = {}
+        for arm in ("edm-lognormal", "crs-fd"):
+            vals = {
+                r["train_seed"]: r["fd"]
+                for r in rows
+                if (r["sampler"], r["nfe"], r["schedule"]) == key and r["trained"].startswith(arm)
+            }
+            per[arm] = vals
+            cells = [f"{vals[s]:.3g}" if s in vals else "" for s in seeds]
+            mean = np.mean(list(vals.values()))
+            lines.append(
+                f"| {key[0]} | {key[1]} | {key[2]} | {arm} | "
+                + " | ".join(cells)
+                + f" | {mean:.3g} |"
+            )
+        both = [s for s in seeds if s in per["crs-fd"] and s in per["edm-lognormal"]]
+        wins = sum(per["crs-fd"][s] < per["edm-lognormal"][s] for s in both)
+        lines.append(
+            f"| | | | crs wins | {wins} of {len(both)} seeds | " + " | " * (len(seeds) - 1) + " |"
+        )
+    return "\n".join(lines)
+
+
 # ---- output ----------------------------------------------------------------------------------
 
 
@@ -404,7 +440,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--part", default="gmm", choices=("gmm", "digits", "training", "all"))
+    p.add_argument("--part", default="gmm", choices=("gmm", "digits", "training", "all", "summary"))
     p.add_argument("--smoke", action="store_true", help="every part, tiny sizes, seconds")
     p.add_argument("--nfe", default=None, help="comma-separated NFE budgets")
     p.add_argument("--samplers", default="euler,heun")
@@ -432,6 +468,11 @@ def main(argv=None):
     args.train_seeds = [int(v) for v in args.train_seeds.split(",")]
     out = Path(args.out) / ("smoke" if args.smoke else "")
     out.mkdir(parents=True, exist_ok=True)
+    if args.part == "summary":  # the training runs of every seed, in one table
+        text = summarize_training(out)
+        atomic_write_bytes(out / "training-summary.md", (text + "\n").encode())
+        print(text)
+        return
     points = args.points
     parts = ("gmm", "digits", "training") if args.smoke or args.part == "all" else (args.part,)
     for part in parts:
