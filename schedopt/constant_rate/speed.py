@@ -16,8 +16,6 @@ The variable is P1's VP signal scale ``alpha = sqrt(sigmoid(lam))`` by default, 
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -114,8 +112,6 @@ class Speed(eqx.Module):
     logsnrs: Float[Array, " m"]
     discrepancies: Float[Array, " m-1"]
     variable: str = eqx.field(static=True, default="alpha")
-
-    name: ClassVar[str] = "speed"
 
     def __check_init__(self):
         check_strictly_decreasing("logsnrs", self.logsnrs)
