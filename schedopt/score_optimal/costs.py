@@ -142,14 +142,15 @@ class AbstractScoreCost(eqx.Module):
 
         def one(args):
             s, s_next, k = args
-            forward = jnp.mean(self.pointwise(denoiser, x0 + s * eps, s, s_next, k))
-            if not symmetric:
-                return forward
-            k_back = jax.random.fold_in(k, 1)
-            back = jnp.mean(self.pointwise(denoiser, x0 + s_next * eps, s_next, s, k_back))
-            return 0.5 * (forward + back)
+            return jnp.mean(self.pointwise(denoiser, x0 + s * eps, s, s_next, k))
 
-        return jax.lax.map(one, (levels[:-1], levels[1:], keys))
+        forward = jax.lax.map(one, (levels[:-1], levels[1:], keys))
+        if not symmetric:
+            return forward
+        back_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+        # a separate loop: one loop body holding both directions can hang XLA's CPU runtime
+        back = jax.lax.map(one, (levels[1:], levels[:-1], back_keys))
+        return 0.5 * (forward + back)
 
     def local_cost(
         self,
