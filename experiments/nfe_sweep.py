@@ -1,31 +1,46 @@
 """Issue 9: the NFE sweep of baselines, search methods and learned schedules, and P0's claim.
 
-For each target (oracle denoisers: the digits Gaussian spectrum, the 2-D 8-mode ring, the
-64-D unequal mixture), solver (Euler = DDIM, Heun, Euler-Maruyama) and NFE, every strategy
-gives a sampling grid:
+For each target, solver (Euler = DDIM, Heun, Euler-Maruyama) and NFE, every strategy gives
+a sampling grid. Targets:
+
+- ``digits-gaussian``: the Gaussian with the digits covariance (exact denoiser);
+- ``ring`` (2-D, 8 modes) and ``gmm64`` (64-D, 8 unequal modes): mixtures with exact scores;
+- ``digits-model``: the trained digits U-Net (``--model``, default ``runs/digits-edm``).
+
+Strategies:
 
 - baselines: ``baseline_schedules(spectrum)`` (EDM rho=7, logSNR-uniform, uniform-t,
   cosine, tangent-1, tangent-optimal) and ``trailing`` (diffusers' trailing spacing of
   the 1000-step DDPM table);
 - search: ``dp-kl`` (DP over 96 log-uniform teacher levels, cost = exact one-step Gaussian
   KL of the solver, Euler's for EM) and ``ays`` (AYS-style bound optimiser);
-- schedopt: ``gaussian-kl`` (monotone cubic, Adam on the closed-form KL for the solver).
+- schedopt objectives: ``gaussian-kl`` (monotone cubic, Adam on the closed-form KL for the
+  solver), ``constant-rate`` (P1, model-free Fréchet speed of the training data, built once
+  per target), ``score-work`` (P4, equal-cost grid of the corrector cost table from the
+  target's denoiser, built once per target), and the sample-based ``trajectory``, ``mmd``,
+  ``sliced-w2``, ``frechet`` (Adam on a monotone cubic through the solver; at the NFEs
+  of ``--objective-nfe`` only, as they cost one optimisation per cell).
 
 Each grid gets the target spectrum's exact Gaussian KL (P0's ranking proxy; the covariance
-spectrum of a mixture) and a sample metric (sliced W2 to held-out data, mean over seeds).
-Per (target, solver, NFE): Spearman correlation of the two rankings, and whether the
-KL-selected strategy has the best sample metric. Writes ``experiments/out/sweep/``
-``rows.jsonl`` (appended as cells finish), ``summary.json``, ``table.md``, ``sw2_vs_nfe.png``.
+spectrum of a mixture or of the digits) and sample metrics against held-out data: sliced
+W2, MMD and, on the digits model, the Fréchet distance of classifier features; each a mean
+over ``--seeds`` sampling seeds. Per (target, solver, NFE): Spearman correlation of the
+KL ranking with each metric's ranking, and whether the KL-selected strategy wins. Writes
+``experiments/out/sweep/`` ``rows.jsonl`` (appended as cells finish), ``summary.json``,
+``table.md``, ``metrics.md`` and ``sw2_vs_nfe.png``.
 
     python experiments/nfe_sweep.py --smoke       # CI size (~1 min)
-    python experiments/nfe_sweep.py --nfe 3,5,10,20 --seeds 2
+    python experiments/nfe_sweep.py               # everything (hours on 2 CPU cores)
+    python experiments/nfe_sweep.py --targets gmm64 --solvers euler,heun --nfe 5,10,20
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -33,15 +48,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt.baselines import baseline_schedules
-from schedopt.data import ring, unequal_mixture
+from schedopt.constant_rate import Frechet as FrechetSpeed
+from schedopt.constant_rate import tabulate_speed
+from schedopt.data import load_dataset
 from schedopt.gaussian import Spectrum, gaussian_kl, step_grid
 from schedopt.io import atomic_write_bytes, atomic_write_json
-from schedopt.metrics import sliced_wasserstein
+from schedopt.metrics import frechet_distance, mmd, sliced_wasserstein, spearman
 from schedopt.models import GaussianDenoiser, GaussianMixtureDenoiser
-from schedopt.objectives import GaussianKL
+from schedopt.objectives import MMD, Frechet, GaussianKL, SlicedWasserstein, TrajectoryMatching
 from schedopt.optimize import optimize
 from schedopt.sampling import make_sampler
-from schedopt.schedules import EDM, MonotoneCubic, Tabulated
+from schedopt.schedules import EDM, MonotoneCubic, Tabulated, grid
+from schedopt.score_optimal import CorrectorCost, CostTable
 from schedopt.search import (
     dp_search,
     gaussian_step_costs,
@@ -51,26 +69,93 @@ from schedopt.search import (
 )
 
 OUT = Path(__file__).parent / "out" / "sweep"
+TARGETS = ("digits-gaussian", "ring", "gmm64", "digits-model")
 SOLVERS = ("euler", "heun", "euler-maruyama")
 NFES = (3, 4, 5, 6, 8, 10, 15, 20, 50)
+SAMPLE_OBJECTIVES = ("trajectory", "mmd", "sliced-w2", "frechet")
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
 
 
-def targets(names):
-    """name -> (denoiser, spectrum, data sampler)."""
-    out = {}
-    for name in names:
-        if name == "digits-gaussian":
-            spectrum = Spectrum.digits()
-            denoiser = GaussianDenoiser.from_spectrum(spectrum)
-            out[name] = (denoiser, spectrum, denoiser.sample)
-            continue
-        mixture = {"ring": ring, "gmm64": unequal_mixture}[name]()
-        eig, vecs = np.linalg.eigh(np.asarray(mixture.covariance(), np.float64))
-        mean = vecs.T @ np.asarray(mixture.mean(), np.float64)
-        spectrum = Spectrum(np.maximum(eig, 1e-6), mean)
-        out[name] = (GaussianMixtureDenoiser.from_mixture(mixture), spectrum, mixture.sample)
+# ---- targets ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """A denoiser with its data: ``train`` feeds the objectives and tables, ``reference``
+    (held out) the metrics; ``features`` (optional) maps samples to the FD's features."""
+
+    name: str
+    denoiser: object
+    spectrum: Spectrum
+    event_shape: tuple[int, ...]
+    train: np.ndarray
+    reference: np.ndarray
+    features: object = None
+    clip: float | None = None
+
+
+def _mixture_spectrum(mixture) -> Spectrum:
+    eig, vecs = np.linalg.eigh(np.asarray(mixture.covariance(), np.float64))
+    mean = vecs.T @ np.asarray(mixture.mean(), np.float64)
+    return Spectrum(np.maximum(eig, 1e-6), mean)
+
+
+def make_target(name: str, model: Path, num_reference: int) -> Target:
+    if name == "digits-gaussian":
+        spectrum = Spectrum.digits()
+        denoiser = GaussianDenoiser.from_spectrum(spectrum)
+        train = np.asarray(denoiser.sample(jax.random.key(10_000), 2000))
+        reference = np.asarray(denoiser.sample(jax.random.key(10_001), num_reference))
+        return Target(name, denoiser, spectrum, (spectrum.dim,), train, reference)
+    if name in ("ring", "gmm64"):
+        ds = load_dataset(name, num_train=2000, num_test=num_reference)
+        denoiser = GaussianMixtureDenoiser.from_mixture(ds.distribution)
+        spectrum = _mixture_spectrum(ds.distribution)
+        return Target(name, denoiser, spectrum, ds.event_shape, ds.train, ds.test)
+    if name == "digits-model":
+        from schedopt.metrics.classifier import digits_features
+        from schedopt.models import load_denoiser
+
+        if not (model / "DONE").exists():
+            raise SystemExit(
+                f"--model {model} has no DONE file: train it first with "
+                f"`schedopt train --dataset digits --out {model}`"
+            )
+        ds = load_dataset("digits")
+        spectrum = Spectrum.digits("train")
+        train, reference = np.asarray(ds.train), np.asarray(ds.test)
+        return Target(
+            name,
+            load_denoiser(model / "network"),
+            spectrum,
+            ds.event_shape,
+            train,
+            reference,
+            features=digits_features,
+            clip=1.0,
+        )
+    raise ValueError(f"`--targets` entries must be among {', '.join(TARGETS)}; got {name!r}")
+
+
+def sample_metrics(target: Target, x: np.ndarray, key) -> dict[str, float]:
+    """Sliced W2 and MMD (median bandwidth) to the held-out data; FD of features if any."""
+    if not np.all(np.isfinite(x)):
+        return {"sw2": float("inf"), "mmd": float("inf")} | (
+            {"fd": float("inf")} if target.features else {}
+        )
+    if target.clip is not None:
+        x = np.clip(x, -target.clip, target.clip)
+    flat, ref = x.reshape(len(x), -1), target.reference.reshape(len(target.reference), -1)
+    out = {
+        "sw2": float(sliced_wasserstein(flat, ref, key)),
+        "mmd": float(mmd(flat[:1000], ref[:1000])),
+    }
+    if target.features is not None:
+        out["fd"] = float(frechet_distance(target.features(x), target.features(target.reference)))
     return out
+
+
+# ---- strategies ------------------------------------------------------------------------------
 
 
 def num_steps_for(solver: str, nfe: int) -> int:
@@ -87,123 +172,231 @@ def trailing_schedule(num_steps: int):
     return schedule_from_sigmas(np.concatenate([levels, [0.0]]))
 
 
-def strategies(spectrum, solver, n, iterations, teacher):
-    """name -> schedule, plus the seconds each took to build."""
+def target_schedules(target: Target, cost_samples: int, smoke: bool) -> tuple[dict, dict]:
+    """Strategies built once per target (any NFE): P1's constant-rate and P4's score-work."""
     out, seconds = {}, {}
-    for name, schedule in baseline_schedules(spectrum, SIGMA_MIN, SIGMA_MAX).items():
+    start = time.perf_counter()
+    speed = tabulate_speed(
+        FrechetSpeed.from_data(target.train.reshape(len(target.train), -1), num_samples=1000),
+        num_points=33 if smoke else 129,
+    )
+    out["constant-rate"], seconds["constant-rate"] = (
+        speed.schedule(1.0),
+        time.perf_counter() - start,
+    )
+    start = time.perf_counter()
+    table = CostTable.estimate(
+        CorrectorCost(),
+        target.denoiser,
+        jnp.asarray(target.train[:cost_samples]),
+        jax.random.key(3),
+        num_intervals=16 if smoke else 128,
+    )
+    out["score-work"], seconds["score-work"] = table.schedule(), time.perf_counter() - start
+    return out, seconds
+
+
+def sample_objective(name: str, target: Target, sampler, batch: int):
+    """A sample-based objective of ``sampler``'s output on ``target`` (None if it does not
+    apply: trajectory matching needs a deterministic sampler)."""
+    common = dict(batch_size=batch)
+    data = target.train
+    if name == "trajectory":
+        if sampler.stochastic:
+            return None
+        return TrajectoryMatching(
+            target.denoiser, sampler, event_shape=target.event_shape, reference_steps=64, **common
+        )
+    cls = {"mmd": MMD, "sliced-w2": SlicedWasserstein, "frechet": Frechet}[name]
+    return cls(
+        target.denoiser, sampler, data, init="ve", data_batch_size=min(512, len(data)), **common
+    )
+
+
+def cell_schedules(target, solver, n, args, teacher, fixed) -> tuple[dict, dict]:
+    """name -> schedule for one (target, solver, steps) cell, with the seconds each took."""
+    out, seconds = {}, {}
+    for name, schedule in baseline_schedules(target.spectrum, SIGMA_MIN, SIGMA_MAX).items():
         out[name], seconds[name] = schedule, 0.0
     if n >= 2:
         out["trailing"], seconds["trailing"] = trailing_schedule(n), 0.0
         cost_solver = "euler" if solver == "euler-maruyama" else solver
         start = time.perf_counter()
-        cost = gaussian_step_costs(spectrum, teacher, cost_solver)
+        cost = gaussian_step_costs(target.spectrum, teacher, cost_solver)
         out["dp-kl"] = schedule_from_sigmas(dp_search(teacher, cost, n).sigmas)
         seconds["dp-kl"] = time.perf_counter() - start
         start = time.perf_counter()
-        result = optimize_ays(spectrum, n, SIGMA_MIN, SIGMA_MAX, num_iterations=iterations)
-        out["ays"], seconds["ays"] = (
-            schedule_from_sigmas(result.sigmas),
-            time.perf_counter() - start,
+        result = optimize_ays(
+            target.spectrum, n, SIGMA_MIN, SIGMA_MAX, num_iterations=args.iterations
         )
+        out["ays"] = schedule_from_sigmas(result.sigmas)
+        seconds["ays"] = time.perf_counter() - start
+    init = MonotoneCubic.from_schedule(EDM(sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX), 16)
     start = time.perf_counter()
     learned = optimize(
-        MonotoneCubic.from_schedule(EDM(sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX), 16),
-        GaussianKL(spectrum, num_steps=n, solver=solver),
-        num_iterations=iterations,
+        init,
+        GaussianKL(target.spectrum, num_steps=n, solver=solver),
+        num_iterations=args.iterations,
         progress=False,
     )
     out["gaussian-kl"], seconds["gaussian-kl"] = learned.schedule, time.perf_counter() - start
+    for name, schedule in fixed[0].items():
+        out[name], seconds[name] = schedule, fixed[1][name]
+    sampler = make_sampler(solver, n)
+    nfe = sampler.nfe
+    if nfe in args.objective_nfe and n >= 2:
+        for name in args.objectives:
+            objective = sample_objective(name, target, sampler, args.objective_batch)
+            if objective is None:
+                continue
+            start = time.perf_counter()
+            result = optimize(
+                init, objective, num_iterations=args.objective_iterations, progress=False
+            )
+            out[name], seconds[name] = result.schedule, time.perf_counter() - start
     return out, seconds
 
 
-def run(target_names, solvers, nfes, seeds, batch, iterations, path):
+# ---- the sweep -------------------------------------------------------------------------------
+
+
+def _sampling_fn(target: Target, solver: str, n: int, batch: int):
+    """``(schedule, key) -> samples``, jitted. ODE solvers only see the grid's levels, so every
+    schedule goes through one ``Tabulated`` of its grid: one compilation per cell. EM steps in
+    the schedule's time (it uses the derivative), so it keeps the schedule itself."""
+    sampler = make_sampler(solver, n)
+    shape = (batch, *target.event_shape)
+    run = jax.jit(lambda sch, k: sampler.sample(target.denoiser, sch, k, shape, init="ve"))
+    if sampler.stochastic:
+        return run
+    return lambda sch, k: run(schedule_from_sigmas(np.asarray(grid(sch, n))), k)
+
+
+def run(args, path: Path) -> list[dict]:
     teacher = teacher_levels(SIGMA_MIN, SIGMA_MAX, 96)
     rows = []
-    for target, (denoiser, spectrum, draw) in targets(target_names).items():
-        data = draw(jax.random.key(10_000), batch)
-        for solver in solvers:
-            for nfe in nfes:
+    for name in args.targets:
+        target = make_target(name, Path(args.model), args.batch)
+        fixed = target_schedules(target, args.cost_samples, args.smoke)
+        batch = min(args.batch, 1000) if name == "digits-model" else args.batch
+        for solver in args.solvers:
+            for nfe in args.nfe:
                 n = num_steps_for(solver, nfe)
                 if n < 1:
                     continue
-                schedules, seconds = strategies(spectrum, solver, n, iterations, teacher)
-                sampler = make_sampler(solver, n)
-                sample = jax.jit(
-                    lambda sch, k, sampler=sampler, d=denoiser, dim=spectrum.dim: sampler.sample(
-                        d, sch, k, (batch, dim), init="ve"
-                    )
-                )
-                for name, schedule in schedules.items():
-                    kl = float(gaussian_kl(spectrum, step_grid(schedule, n), solver))
-                    sw2 = []
-                    for seed in range(seeds):
-                        x = sample(schedule, jax.random.key(seed))
-                        ok = bool(jnp.all(jnp.isfinite(x)))
-                        value = sliced_wasserstein(x, data, jax.random.key(99)) if ok else jnp.inf
-                        sw2.append(float(value))
+                started = time.perf_counter()
+                schedules, seconds = cell_schedules(target, solver, n, args, teacher, fixed)
+                sample = _sampling_fn(target, solver, n, batch)
+                for strategy, schedule in schedules.items():
+                    kl = float(gaussian_kl(target.spectrum, step_grid(schedule, n), solver))
+                    per_seed = [
+                        sample_metrics(
+                            target,
+                            np.asarray(sample(schedule, jax.random.key(seed))),
+                            jax.random.key(99),
+                        )
+                        for seed in range(args.seeds)
+                    ]
                     row = dict(
-                        target=target,
-                        solver=solver,
-                        nfe=nfe,
-                        steps=n,
-                        strategy=name,
-                        gaussian_kl=kl,
-                        sw2=float(np.mean(sw2)),
-                        sw2_seeds=sw2,
-                        build_s=seconds[name],
-                    )
+                        target=name, solver=solver, nfe=nfe, steps=n, strategy=strategy,
+                        gaussian_kl=kl, build_s=seconds[strategy],
+                    )  # fmt: skip
+                    for metric in per_seed[0]:
+                        values = [m[metric] for m in per_seed]
+                        row[metric], row[f"{metric}_seeds"] = float(np.mean(values)), values
                     rows.append(row)
                     with path.open("a") as f:
                         f.write(json.dumps(row) + "\n")
-                print(f"{target} {solver} nfe={nfe}: {len(schedules)} strategies", flush=True)
+                print(
+                    f"{name} {solver} nfe={nfe}: {len(schedules)} strategies, "
+                    f"{time.perf_counter() - started:.0f} s",
+                    flush=True,
+                )
     return rows
 
 
-def spearman(a, b) -> float:
-    """Spearman rank correlation (average ranks for ties)."""
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
+# ---- summary ---------------------------------------------------------------------------------
 
 
-def summarise(rows):
+def metrics_of(rows) -> list[str]:
+    return [m for m in ("sw2", "mmd", "fd") if all(m in r for r in rows)]
+
+
+def summarise(rows) -> list[dict]:
     cells = {}
     for r in rows:
         cells.setdefault((r["target"], r["solver"], r["nfe"]), []).append(r)
     out = []
     for (target, solver, nfe), group in sorted(cells.items()):
-        kls = [r["gaussian_kl"] for r in group]
-        sws = [r["sw2"] for r in group]
-        kl_pick = group[int(np.argmin(kls))]["strategy"]
-        sw_best = group[int(np.argmin(sws))]["strategy"]
-        out.append(
-            dict(
-                target=target,
-                solver=solver,
-                nfe=nfe,
-                strategies=len(group),
-                spearman=spearman(kls, sws),
-                kl_selected=kl_pick,
-                sw2_best=sw_best,
-                kl_selected_wins=kl_pick == sw_best,
-                kl_selected_sw2_rank=1 + int(np.sum(np.asarray(sws) < sws[np.argmin(kls)])),
-            )
+        kls = np.asarray([r["gaussian_kl"] for r in group])
+        pick = int(np.argmin(kls))
+        cell = dict(
+            target=target,
+            solver=solver,
+            nfe=nfe,
+            strategies=len(group),
+            kl_selected=group[pick]["strategy"],
         )
+        for metric in metrics_of(group):
+            values = np.asarray([r[metric] for r in group])
+            cell[f"spearman_{metric}"] = spearman(kls, values)
+            cell[f"{metric}_best"] = group[int(np.argmin(values))]["strategy"]
+            cell[f"kl_selected_{metric}_rank"] = 1 + int(np.sum(values < values[pick]))
+        main = "fd" if "fd" in metrics_of(group) else "sw2"  # the headline metric
+        cell["metric"] = main
+        cell["kl_selected_wins"] = cell[f"kl_selected_{main}_rank"] == 1
+        out.append(cell)
     return out
 
 
-def table(summary):
+def tightest_budgets(summary) -> list[dict]:
+    """Per (target, solver): the cell with the smallest NFE, where P0's claim is sharpest."""
+    first = {}
+    for cell in summary:
+        key = (cell["target"], cell["solver"])
+        if key not in first or cell["nfe"] < first[key]["nfe"]:
+            first[key] = cell
+    return list(first.values())
+
+
+def table(summary) -> str:
     lines = [
-        "| target | solver | NFE | Spearman(KL, SW2) | KL-selected | best SW2 | KL pick's rank |",
-        "|---|---|---|---|---|---|---|",
+        "| target | solver | NFE | Spearman(KL, SW2) | Spearman(KL, MMD) | Spearman(KL, FD) "
+        "| KL-selected | best (headline metric) | KL pick's rank |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
+        rhos = [s.get(f"spearman_{m}") for m in ("sw2", "mmd", "fd")]
+        rho_cells = " | ".join("" if r is None else f"{r:.2f}" for r in rhos)
+        main = s["metric"]
         lines.append(
-            f"| {s['target']} | {s['solver']} | {s['nfe']} | {s['spearman']:.2f} | "
-            f"{s['kl_selected']} | {s['sw2_best']} | "
-            f"{s['kl_selected_sw2_rank']}/{s['strategies']} |"
+            f"| {s['target']} | {s['solver']} | {s['nfe']} | {rho_cells} | {s['kl_selected']} "
+            f"| {s[f'{main}_best']} ({main}) | {s[f'kl_selected_{main}_rank']}/{s['strategies']} |"
         )
     return "\n".join(lines)
+
+
+def metric_tables(rows, metric: str) -> str:
+    """Per (target, solver): strategies x NFE of ``metric`` (best per column in bold)."""
+    parts = []
+    for target, solver in sorted({(r["target"], r["solver"]) for r in rows if metric in r}):
+        sub = [r for r in rows if r["target"] == target and r["solver"] == solver]
+        nfes = sorted({r["nfe"] for r in sub})
+        names = list(dict.fromkeys(r["strategy"] for r in sub))
+        value = {(r["strategy"], r["nfe"]): r[metric] for r in sub}
+        best = {n: min(v for (s, m), v in value.items() if m == n) for n in nfes}
+        lines = [f"#### {target} / {solver}: {metric}", ""]
+        lines += ["| strategy | " + " | ".join(f"NFE {n}" for n in nfes) + " |"]
+        lines += ["|---|" + "---|" * len(nfes)]
+        for s in names:
+            cells = []
+            for n in nfes:
+                v = value.get((s, n))
+                text = "" if v is None else f"{v:.4g}"
+                cells.append(f"**{text}**" if v is not None and v == best[n] else text)
+            lines.append(f"| {s} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 def plot(rows, path):
@@ -213,60 +406,92 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     keys = sorted({(r["target"], r["solver"]) for r in rows})
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
-    for ax, (target, solver) in zip(axes[0], keys, strict=True):
+    cols = min(len(keys), 3)
+    nrows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.5 * nrows), squeeze=False)
+    for ax, (target, solver) in zip(axes.flat, keys, strict=False):
         sub = [r for r in rows if r["target"] == target and r["solver"] == solver]
+        metric = "fd" if "fd" in sub[0] else "sw2"
         for name in sorted({r["strategy"] for r in sub}):
-            pts = sorted((r["nfe"], r["sw2"]) for r in sub if r["strategy"] == name)
-            ax.plot(*zip(*pts, strict=True), marker="o", label=name, lw=1)
+            pts = sorted((r["nfe"], r[metric]) for r in sub if r["strategy"] == name)
+            ax.plot(*zip(*pts, strict=True), marker="o", label=name, lw=1, ms=3)
         ax.set(xscale="log", yscale="log", title=f"{target} / {solver}", xlabel="NFE")
-    axes[0][0].set_ylabel("sliced W2")
-    axes[0][-1].legend(fontsize=6)
+        ax.set_ylabel(metric)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=5, ncol=2)
     fig.tight_layout()
-    import io
-
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
 
 
+# ---- command line ----------------------------------------------------------------------------
+
+
+def _choices(flag: str, value: str, allowed) -> list[str]:
+    items = value.split(",")
+    for item in items:
+        if item not in allowed:
+            raise ValueError(f"`{flag}` must be a subset of {','.join(allowed)}; got {item!r}")
+    return items
+
+
+def _ints(flag: str, value: str) -> list[int]:
+    try:
+        items = [int(x) for x in value.split(",") if x]
+    except ValueError:
+        items = []
+    if value and (not items or min(items) < 1):
+        raise ValueError(f"`{flag}` must be comma-separated positive integers, got {value!r}")
+    return items
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true")
-    p.add_argument("--targets", default="digits-gaussian,ring,gmm64")
+    p.add_argument("--smoke", action="store_true", help="CI size: ring, Euler/Heun, NFE 3, 5")
+    p.add_argument("--targets", default=",".join(TARGETS))
     p.add_argument("--solvers", default=",".join(SOLVERS))
     p.add_argument("--nfe", default=",".join(map(str, NFES)))
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--batch", type=int, default=2000)
-    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--batch", type=int, default=2000, help="samples per seed (digits model: 1000)")
+    p.add_argument("--iterations", type=int, default=200, help="Adam steps of gaussian-kl, AYS")
+    p.add_argument("--objectives", default=",".join(SAMPLE_OBJECTIVES))
+    p.add_argument("--objective-nfe", default="5,10", help="NFEs with sample-based objectives")
+    p.add_argument("--objective-iterations", type=int, default=100)
+    p.add_argument("--objective-batch", type=int, default=256)
+    p.add_argument("--cost-samples", type=int, default=1024, help="P4 cost-table samples")
+    p.add_argument("--model", default="runs/digits-edm", help="trained digits model directory")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     if args.smoke:
-        args.targets, args.solvers, args.nfe = "ring", "euler,heun", "3,5"
+        args.targets, args.solvers, args.nfe, args.objective_nfe = "ring", "euler,heun", "3,5", "3"
         args.seeds, args.batch, args.iterations = 1, 256, 20
-    nfes = [int(x) for x in args.nfe.split(",")]
-    if min(nfes) < 1:
-        raise ValueError(f"`--nfe` must be positive integers, got {args.nfe!r}")
-    for s in args.solvers.split(","):
-        if s not in SOLVERS:
-            raise ValueError(f"`--solvers` must be a subset of {','.join(SOLVERS)}; got {s!r}")
+        args.objective_iterations, args.objective_batch, args.cost_samples = 3, 64, 128
+    args.targets = _choices("--targets", args.targets, TARGETS)
+    args.solvers = _choices("--solvers", args.solvers, SOLVERS)
+    args.objectives = (
+        _choices("--objectives", args.objectives, SAMPLE_OBJECTIVES) if args.objectives else []
+    )
+    args.nfe = _ints("--nfe", args.nfe)
+    args.objective_nfe = _ints("--objective-nfe", args.objective_nfe)
+    if not args.nfe:
+        raise ValueError("`--nfe` must name at least one budget")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
     rows_path.unlink(missing_ok=True)
-    rows = run(
-        args.targets.split(","),
-        args.solvers.split(","),
-        nfes,
-        args.seeds,
-        args.batch,
-        args.iterations,
-        rows_path,
-    )
+    rows = run(args, rows_path)
     summary = summarise(rows)
-    atomic_write_json(out / "summary.json", {"args": vars(args), "cells": summary})
+    tight = tightest_budgets(summary)
+    atomic_write_json(
+        out / "summary.json", {"args": vars(args), "cells": summary, "tightest": tight}
+    )
     atomic_write_bytes(out / "table.md", (table(summary) + "\n").encode())
+    present = [m for m in ("fd", "sw2", "mmd", "gaussian_kl") if any(m in r for r in rows)]
+    metrics = "\n\n".join(metric_tables(rows, m) for m in present)
+    atomic_write_bytes(out / "metrics.md", (metrics + "\n").encode())
     plot(rows, out / "sw2_vs_nfe.png")
     print(table(summary))
     return rows, summary

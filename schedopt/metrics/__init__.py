@@ -1,6 +1,6 @@
 """Sample-quality metrics: Fréchet distance (digits classifier features), sliced
 Wasserstein-2, MMD, closed-form Gaussian KL, and mixture mode coverage, precision/recall
-and log-likelihood."""
+and log-likelihood; rank agreement of two scores."""
 
 from .classifier import (
     DigitsClassifier,
@@ -23,8 +23,10 @@ from .distances import (
 )
 from .evaluate import evaluate_samples, format_table
 from .mixtures import mixture_log_likelihood, mode_coverage, precision_recall
+from .ranking import average_ranks, spearman
 
 __all__ = [
+    "average_ranks",
     "DigitsClassifier",
     "classifier_accuracy",
     "classifier_scores",
@@ -44,5 +46,6 @@ __all__ = [
     "mode_coverage",
     "precision_recall",
     "sliced_wasserstein",
+    "spearman",
     "train_classifier",
 ]

@@ -1,4 +1,5 @@
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ PATH = Path(__file__).parents[2] / "experiments" / "nfe_sweep.py"
 def sweep():
     spec = importlib.util.spec_from_file_location("nfe_sweep", PATH)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -33,17 +35,47 @@ def test_summarise_ranks_and_spearman(sweep):
         for s, k, w in [("a", 1.0, 3.0), ("b", 2.0, 2.0), ("c", 3.0, 1.0)]
     ]
     (cell,) = sweep.summarise(rows)
-    assert cell["spearman"] == pytest.approx(-1.0)
+    assert cell["spearman_sw2"] == pytest.approx(-1.0)
     assert cell["kl_selected"] == "a" and cell["sw2_best"] == "c"
     assert cell["kl_selected_sw2_rank"] == 3 and not cell["kl_selected_wins"]
+    assert cell["metric"] == "sw2" and "spearman_fd" not in cell
+
+
+def test_fd_is_the_headline_metric_where_present(sweep):
+    rows = [
+        dict(target="t", solver="heun", nfe=5, strategy=s, gaussian_kl=k, sw2=w, fd=f)
+        for s, k, w, f in [("a", 1.0, 3.0, 1.0), ("b", 2.0, 2.0, 2.0), ("c", 3.0, 1.0, 3.0)]
+    ]
+    (cell,) = sweep.summarise(rows)
+    assert cell["metric"] == "fd" and cell["kl_selected_wins"]
+    assert cell["spearman_fd"] == pytest.approx(1.0)
+
+
+def test_tightest_budget_is_the_smallest_nfe(sweep):
+    summary = [
+        dict(target="t", solver="euler", nfe=n, kl_selected_wins=n == 5) for n in (10, 5, 20)
+    ]
+    (cell,) = sweep.tightest_budgets(summary)
+    assert cell["nfe"] == 5
+
+
+def test_bad_arguments_name_the_flag(sweep, tmp_path):
+    with pytest.raises(ValueError, match="--targets"):
+        sweep.main(["--targets", "cifar", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="--nfe"):
+        sweep.main(["--nfe", "0,3", "--out", str(tmp_path)])
 
 
 @pytest.mark.slow
 def test_smoke_run_writes_outputs(sweep, tmp_path):
     argv = ["--targets", "ring", "--solvers", "euler", "--nfe", "3", "--seeds", "1"]
-    rows, summary = sweep.main(
-        [*argv, "--batch", "64", "--iterations", "3", "--out", str(tmp_path)]
-    )
-    assert {r["strategy"] for r in rows} >= {"edm-rho7", "dp-kl", "ays", "gaussian-kl"}
-    assert (tmp_path / "table.md").exists() and (tmp_path / "sw2_vs_nfe.png").exists()
+    argv += ["--objective-nfe", "3", "--objective-iterations", "2", "--objective-batch", "32"]
+    argv += ["--cost-samples", "64", "--batch", "64", "--iterations", "3"]
+    rows, summary = sweep.main([*argv, "--out", str(tmp_path)])
+    strategies = {r["strategy"] for r in rows}
+    assert strategies >= {"edm-rho7", "dp-kl", "ays", "gaussian-kl", "constant-rate"}
+    assert strategies >= {"score-work", "trajectory", "mmd", "sliced-w2", "frechet"}
+    assert all(np.isfinite(r["sw2"]) and np.isfinite(r["mmd"]) for r in rows)
+    for name in ("table.md", "metrics.md", "summary.json", "sw2_vs_nfe.png"):
+        assert (tmp_path / name).exists()
     assert len(summary) == 1
