@@ -423,38 +423,6 @@ def test_online_rejects_bad_settings():
         OnlineEqualCost(CorrectorCost(), EDM(), num_points=5).hook(np.zeros((8, 1)), np.ones(3))
 
 
-@pytest.mark.slow
-def test_training_with_online_adaptation_logs_a_shrinking_cost_spread(tmp_path):
-    from flax import nnx
-
-    from schedopt.models.networks import MLPDenoiser
-    from schedopt.models.training import train_denoiser
-
-    mix = _mixture_1d()
-    data = np.asarray(mix.sample(jax.random.key(0), 4000))
-    net = MLPDenoiser(1, width=48, depth=2, sigma_data=1.0, rngs=nnx.Rngs(0))
-    online = OnlineEqualCost(CorrectorCost(), EDM(), num_points=12, gamma=0.15, num_samples=256)
-    hook = online.hook(data)
-    log = tmp_path / "log.jsonl"
-    result = train_denoiser(
-        net,
-        data,
-        num_steps=300,
-        batch_size=128,
-        log_every=15,
-        progress=False,
-        hook=hook,
-        log_path=log,
-    )
-    spreads = [r["cost_spread"] for r in result.history]
-    assert len(spreads) == 20 and all(len(r["schedule_noise_levels"]) == 12 for r in result.history)
-    assert np.mean(spreads[-3:]) < 0.4 * spreads[0], spreads
-    logged = [line for line in log.read_text().splitlines() if "cost_spread" in line]
-    assert len(logged) == 20
-    levels = hook.noise_levels()
-    assert levels[0] == pytest.approx(80.0) and bool(np.all(np.diff(levels) < 0))
-
-
 # ---- docstring examples -----------------------------------------------------------------------
 
 

@@ -172,7 +172,8 @@ def train_denoiser(
     ``callback`` gets each log record (it may raise to stop the run).
     ``hook(step, model)`` runs at every log boundary with the current EMA model; a dict it
     returns is merged into that log record (e.g. P4's online schedule adaptation,
-    :class:`schedopt.score_optimal.OnlineEqualCost`).
+    :class:`schedopt.score_optimal.OnlineEqualCost`). A resumed run first calls
+    ``hook.resume(records)``, where the hook has that method, with the log records it kept.
 
     >>> import numpy as np
     >>> from schedopt.models.networks import MLPDenoiser
@@ -223,6 +224,8 @@ def train_denoiser(
             raise
     start = int(state["step"])
     history = _resume_log(log_path, start)
+    if history and hasattr(hook, "resume"):
+        hook.resume(history)  # a stateful hook continues from the kept records
 
     step_fn = functools.partial(
         _train_step,

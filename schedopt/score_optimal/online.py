@@ -103,8 +103,10 @@ class OnlineHook:
     :meth:`OnlineEqualCost.hook`). ``times`` holds the current grid; ``history`` every record.
 
     The record's entries: ``schedule_times`` and ``schedule_noise_levels`` (the grid the
-    costs were measured on), ``interval_costs``, ``cost_spread`` (coefficient of variation
-    of ``L_k^(1/order)``; 0 when every step costs the same) and ``cost_max_ratio``.
+    costs were measured on), ``next_schedule_times`` (the blended grid after the update; a
+    resumed run starts from it, see :meth:`resume`), ``interval_costs``, ``cost_spread``
+    (coefficient of variation of ``L_k^(1/order)``; 0 when every step costs the same) and
+    ``cost_max_ratio``.
     """
 
     def __init__(self, online: OnlineEqualCost, data: ArrayLike, times: ArrayLike | None = None):
@@ -134,12 +136,30 @@ class OnlineHook:
             "schedule_noise_levels": np.asarray(
                 self.online.base.noise_level(old), dtype=np.float64
             ).tolist(),
+            "next_schedule_times": np.asarray(self.times, dtype=np.float64).tolist(),
             "interval_costs": costs.tolist(),
             "cost_spread": float(cost_spread(costs, self.online.cost.order)),
             "cost_max_ratio": float(costs.max() / max(costs.min(), 1e-300)),
         }
         self.history.append({"step": int(step), **record})
         return record
+
+    def resume(self, history: list[dict]) -> None:
+        """Continue a resumed run: the grid becomes the last record's ``next_schedule_times``
+        and ``history`` the records that have one (``train_denoiser`` calls this with the
+        log records it keeps). Records without a grid leave the hook as it is.
+        """
+        kept = [r for r in history if "next_schedule_times" in r]
+        if not kept:
+            return
+        times = jnp.asarray(kept[-1]["next_schedule_times"], dtype=self.times.dtype)
+        if times.shape != self.times.shape:
+            raise ValueError(
+                f"the log's grid has {times.shape[0]} points but `num_points` is "
+                f"{self.times.shape[0]}; resume with the same num_points"
+            )
+        self.times = times
+        self.history = [dict(r) for r in kept]
 
     def noise_levels(self) -> np.ndarray:
         """The current grid's noise levels, noisy first."""
