@@ -272,46 +272,72 @@ def _sampling_fn(target: Target, solver: str, n: int, batch: int):
     return lambda sch, k: run(schedule_from_sigmas(np.asarray(grid(sch, n))), k)
 
 
-def run(args, path: Path) -> list[dict]:
-    teacher = teacher_levels(SIGMA_MIN, SIGMA_MAX, 96)
+def read_rows(paths) -> list[dict]:
+    """The rows of one or more ``rows.jsonl`` files (a line cut by an interruption is skipped)."""
     rows = []
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def run_cell(target: Target, solver: str, nfe: int, args, teacher, fixed, batch) -> list[dict]:
+    """The rows of one (target, solver, NFE) cell: every strategy's KL and sample metrics."""
+    n = num_steps_for(solver, nfe)
+    schedules, seconds = cell_schedules(target, solver, n, args, teacher, fixed)
+    sample = _sampling_fn(target, solver, n, batch)
+    cell = []
+    for strategy, schedule in schedules.items():
+        kl = float(gaussian_kl(target.spectrum, step_grid(schedule, n), solver))
+        per_seed = [
+            sample_metrics(
+                target, np.asarray(sample(schedule, jax.random.key(seed))), jax.random.key(99)
+            )
+            for seed in range(args.seeds)
+        ]
+        row = dict(
+            target=target.name, solver=solver, nfe=nfe, steps=n, strategy=strategy,
+            gaussian_kl=kl, build_s=seconds[strategy],
+        )  # fmt: skip
+        for metric in per_seed[0]:
+            values = [m[metric] for m in per_seed]
+            row[metric], row[f"{metric}_seeds"] = float(np.mean(values)), values
+        cell.append(row)
+    return cell
+
+
+def run(args, path: Path, done: list[dict] | None = None) -> list[dict]:
+    """Every cell not already in ``done``; a cell's rows are appended to ``path`` when the
+    whole cell has finished, so an interrupted run resumes (``--resume``) at a cell boundary."""
+    teacher = teacher_levels(SIGMA_MIN, SIGMA_MAX, 96)
+    rows = list(done or [])
+    finished = {(r["target"], r["solver"], r["nfe"]) for r in rows}
     for name in args.targets:
+        todo = [
+            (solver, nfe)
+            for solver in args.solvers
+            for nfe in args.nfe
+            if (name, solver, nfe) not in finished and num_steps_for(solver, nfe) >= 1
+        ]
+        if not todo:
+            continue
         target = make_target(name, Path(args.model), args.batch)
         fixed = target_schedules(target, args.cost_samples, args.smoke)
         batch = min(args.batch, 1000) if name == "digits-model" else args.batch
-        for solver in args.solvers:
-            for nfe in args.nfe:
-                n = num_steps_for(solver, nfe)
-                if n < 1:
-                    continue
-                started = time.perf_counter()
-                schedules, seconds = cell_schedules(target, solver, n, args, teacher, fixed)
-                sample = _sampling_fn(target, solver, n, batch)
-                for strategy, schedule in schedules.items():
-                    kl = float(gaussian_kl(target.spectrum, step_grid(schedule, n), solver))
-                    per_seed = [
-                        sample_metrics(
-                            target,
-                            np.asarray(sample(schedule, jax.random.key(seed))),
-                            jax.random.key(99),
-                        )
-                        for seed in range(args.seeds)
-                    ]
-                    row = dict(
-                        target=name, solver=solver, nfe=nfe, steps=n, strategy=strategy,
-                        gaussian_kl=kl, build_s=seconds[strategy],
-                    )  # fmt: skip
-                    for metric in per_seed[0]:
-                        values = [m[metric] for m in per_seed]
-                        row[metric], row[f"{metric}_seeds"] = float(np.mean(values)), values
-                    rows.append(row)
-                    with path.open("a") as f:
-                        f.write(json.dumps(row) + "\n")
-                print(
-                    f"{name} {solver} nfe={nfe}: {len(schedules)} strategies, "
-                    f"{time.perf_counter() - started:.0f} s",
-                    flush=True,
-                )
+        for solver, nfe in todo:
+            started = time.perf_counter()
+            cell = run_cell(target, solver, nfe, args, teacher, fixed, batch)
+            with path.open("a") as f:
+                f.write("".join(json.dumps(row) + "\n" for row in cell))
+            rows += cell
+            print(
+                f"{name} {solver} nfe={nfe}: {len(cell)} strategies, "
+                f"{time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
     return rows
 
 
@@ -464,6 +490,15 @@ def main(argv=None):
     p.add_argument("--cost-samples", type=int, default=1024, help="P4 cost-table samples")
     p.add_argument("--model", default="runs/digits-edm", help="trained digits model directory")
     p.add_argument("--out", default=str(OUT))
+    p.add_argument(
+        "--resume", action="store_true", help="keep OUT/rows.jsonl and run only missing cells"
+    )
+    p.add_argument(
+        "--summarize",
+        default=None,
+        help="comma-separated rows.jsonl files: write OUT's summary, tables and plot from "
+        "them (merged) and run nothing",
+    )
     args = p.parse_args(argv)
     if args.smoke:
         args.targets, args.solvers, args.nfe, args.objective_nfe = "ring", "euler,heun", "3,5", "3"
@@ -481,8 +516,19 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
-    rows_path.unlink(missing_ok=True)
-    rows = run(args, rows_path)
+    if args.summarize:
+        sources = [Path(f) for f in args.summarize.split(",") if f]
+        missing = [str(f) for f in sources if not f.is_file()]
+        if missing:
+            raise ValueError(f"`--summarize` files not found: {', '.join(missing)}")
+        rows = read_rows(sources)
+        if not rows:
+            raise ValueError(f"`--summarize` files hold no rows: {args.summarize!r}")
+    elif args.resume and rows_path.exists():
+        rows = run(args, rows_path, read_rows([rows_path]))
+    else:
+        rows_path.unlink(missing_ok=True)
+        rows = run(args, rows_path)
     summary = summarise(rows)
     tight = tightest_budgets(summary)
     atomic_write_json(

@@ -59,6 +59,43 @@ def test_tightest_budget_is_the_smallest_nfe(sweep):
     assert cell["nfe"] == 5
 
 
+def _rows(target, nfe):
+    return [
+        dict(target=target, solver="euler", nfe=nfe, strategy=s, gaussian_kl=k, sw2=w, mmd=w)
+        for s, k, w in [("a", 1.0, 3.0), ("b", 2.0, 2.0), ("c", 3.0, 1.0)]
+    ]
+
+
+def _write_rows(path, rows, cut_line=False):
+    import json
+
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    path.write_text(text + ('{"target": "cut' if cut_line else ""))
+
+
+def test_summarize_merges_rows_files_and_runs_nothing(sweep, tmp_path):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _write_rows(first, _rows("ring", 3), cut_line=True)  # an interrupted run's last line
+    _write_rows(second, _rows("gmm64", 5))
+    out = tmp_path / "out"
+    rows, summary = sweep.main(["--summarize", f"{first},{second}", "--out", str(out)])
+    assert len(rows) == 6 and [(c["target"], c["nfe"]) for c in summary] == [
+        ("gmm64", 5),
+        ("ring", 3),
+    ]
+    assert "| ring | euler | 3 |" in (out / "table.md").read_text()
+    with pytest.raises(ValueError, match="--summarize"):
+        sweep.main(["--summarize", str(tmp_path / "missing.jsonl"), "--out", str(out)])
+
+
+def test_resume_skips_finished_cells(sweep, tmp_path):
+    _write_rows(tmp_path / "rows.jsonl", _rows("ring", 3))
+    argv = ["--targets", "ring", "--solvers", "euler", "--nfe", "3", "--resume"]
+    rows, summary = sweep.main([*argv, "--out", str(tmp_path)])  # nothing left to run
+    assert len(rows) == 3 and summary[0]["kl_selected"] == "a"
+    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == 3
+
+
 def test_bad_arguments_name_the_flag(sweep, tmp_path):
     with pytest.raises(ValueError, match="--targets"):
         sweep.main(["--targets", "cifar", "--out", str(tmp_path)])
