@@ -52,5 +52,29 @@ def test_bench_bad_arguments_name_the_flag(capsys, argv, match):
 def test_bench_quick_all_sections(capsys):
     record = _run(capsys, ["--quick", "--sizes", "100", "--steps", "4", "--iterations", "4"])
     assert set(bench.SECTIONS) <= set(record)
-    assert record["time_to_schedule"]["gaussian-kl"]["total_s"] > 0
+    timings = record["time_to_schedule"]
+    assert timings["gaussian-kl"]["total_s"] > 0
+    objectives = ("trajectory-matching", "mmd", "sliced-w2", "frechet")
+    objectives += ("constant-rate-direct", "constant-rate-objective", "score-work-table")
+    for name in (*objectives, "score-work-objective"):
+        timing = timings[f"{name}(ring)"]
+        assert timing.get("total_s", timing.get("median_s")) > 0, name
+    assert "skipped" in record["sharding"]  # one CPU device in this process
     assert record["sampler_overhead"].get("ratio_diffrax_over_hand", 1.0) > 0
+
+
+@pytest.mark.slow
+def test_bench_sharding_on_two_fake_devices(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = tmp_path / "s.json"
+    argv = ["bench", "--quick", "--sections", "sharding", "--repeats", "1", "--output", str(out)]
+    code = "import sys; from schedopt.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    record = json.loads(out.read_text())["sharding"]
+    assert record["devices"] == 2 and record["speedup"] > 0
+    assert record["sharded"]["median_s"] > 0 and record["single_device"]["median_s"] > 0

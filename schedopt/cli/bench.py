@@ -6,10 +6,16 @@ Ratios are measured in the same process. Sections:
 
 - ``kl_scaling``: Gaussian-KL value and value+gradient (w.r.t. a 32-knot monotone cubic
   schedule) vs spectrum size ``d`` and vs number of steps;
-- ``time_to_schedule``: wall time to a schedule for gaussian-kl (optax loop), trajectory
-  matching on the 8-mode ring oracle, the DP search and the AYS-style optimiser;
+- ``time_to_schedule``: wall time to a 5-step Heun schedule for every objective: gaussian-kl
+  (optax loop), the sample-based trajectory matching, MMD, sliced W2 and Fréchet on the
+  8-mode ring oracle, constant-rate (P1: the speed table and the direct construction, and
+  the optax objective) and score-work (P4: the cost table and Algorithm 1, and the optax
+  path energy), the DP search and the AYS-style optimiser;
 - ``sampler_overhead``: diffrax Euler sampler vs a hand-written ``fori_loop``
-  (``scripts/bench_sampler.py``), with their ratio.
+  (``scripts/bench_sampler.py``), with their ratio;
+- ``sharding``: value+gradient of a sample-based objective with its batch split over every
+  device vs on one device (skipped with one device; on CPU,
+  ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` gives two).
 
 Example: ``schedopt bench --quick`` (seconds) or ``schedopt bench --sizes 100,10000,1000000``.
 """
@@ -28,7 +34,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-SECTIONS = ("kl_scaling", "time_to_schedule", "sampler_overhead")
+SECTIONS = ("kl_scaling", "time_to_schedule", "sampler_overhead", "sharding")
 
 
 def register(subparsers) -> None:
@@ -106,38 +112,83 @@ def kl_scaling(sizes, steps, repeats: int) -> dict:
 
 
 def time_to_schedule(iterations: int, repeats: int, quick: bool) -> dict:
+    from ..constant_rate import Frechet as FrechetSpeed
+    from ..constant_rate import tabulate_speed
     from ..data import ring
     from ..gaussian import Spectrum
     from ..models import GaussianMixtureDenoiser
-    from ..objectives import GaussianKL, TrajectoryMatching
+    from ..objectives import (
+        MMD,
+        ConstantRate,
+        Frechet,
+        GaussianKL,
+        ScoreWork,
+        SlicedWasserstein,
+        TrajectoryMatching,
+    )
     from ..optimize import optimize
     from ..sampling import ODESampler
     from ..schedules import EDM, MonotoneCubic
+    from ..score_optimal import CorrectorCost, CostTable
     from ..search import dp_search, gaussian_step_costs, optimize_ays, teacher_levels
 
     spectrum = Spectrum.digits()
     start = MonotoneCubic.from_schedule(EDM(), 16)
     n = 5
-    denoiser = GaussianMixtureDenoiser.from_mixture(ring())
+    mixture = ring()
+    denoiser = GaussianMixtureDenoiser.from_mixture(mixture)
+    data = mixture.sample(jax.random.key(1), 512 if quick else 4096)
+    batch = 64 if quick else 256
+    sampler = ODESampler(n, "heun")
     trajectory = TrajectoryMatching(
-        denoiser,
-        ODESampler(n, "heun"),
-        batch_size=64 if quick else 256,
-        reference_steps=32 if quick else 128,
+        denoiser, sampler, batch_size=batch, reference_steps=32 if quick else 128
     )
+    discrepancies = {
+        name: cls(denoiser, sampler, data, batch_size=batch, data_batch_size=batch)
+        for name, cls in (("mmd", MMD), ("sliced-w2", SlicedWasserstein), ("frechet", Frechet))
+    }
 
     def fit(objective):
         return lambda its: optimize(start, objective, num_iterations=its, progress=False)
 
     levels = teacher_levels(0.002, 80.0, 32 if quick else 128)
-    traj_iterations = max(iterations // 5, 3)
+    sample_iterations = max(iterations // 5, 3)
+    speed_points, cost_intervals = (17, 16) if quick else (129, 128)
+    measure = FrechetSpeed.from_data(data, num_samples=256 if quick else 1000)
+    speed = tabulate_speed(measure, num_points=speed_points)
+    table = CostTable.estimate(
+        CorrectorCost(), denoiser, data[:batch], jax.random.key(2), num_intervals=cost_intervals
+    )
     out = {
         "num_steps": n,
         "solver": "heun",
+        "sample_batch": batch,
         "gaussian-kl": schedule_timing(
             fit(GaussianKL(spectrum, num_steps=n, solver="heun")), iterations, repeats
         ),
-        "trajectory-matching(ring)": schedule_timing(fit(trajectory), traj_iterations, repeats),
+        "trajectory-matching(ring)": schedule_timing(fit(trajectory), sample_iterations, repeats),
+        **{
+            f"{name}(ring)": schedule_timing(fit(objective), sample_iterations, repeats)
+            for name, objective in discrepancies.items()
+        },
+        "constant-rate-direct(ring)": timed(
+            lambda: tabulate_speed(measure, num_points=speed_points).schedule(1.0).logits,
+            repeats,
+        ),
+        "constant-rate-objective(ring)": schedule_timing(
+            fit(ConstantRate(measure, num_steps=n)), iterations, repeats
+        ),
+        "score-work-table(ring)": timed(
+            lambda: CostTable.estimate(
+                CorrectorCost(),
+                denoiser,
+                data[:batch],
+                jax.random.key(2),
+                num_intervals=cost_intervals,
+            ).noise_levels(n + 1),
+            repeats,
+        ),
+        "score-work-objective(ring)": schedule_timing(fit(ScoreWork(table)), iterations, repeats),
         "dp-search(gaussian one-step KL)": timed(
             lambda: dp_search(levels, gaussian_step_costs(spectrum, levels, "heun"), n).cost,
             repeats,
@@ -146,10 +197,57 @@ def time_to_schedule(iterations: int, repeats: int, quick: bool) -> dict:
             lambda its: optimize_ays(spectrum, n, num_iterations=its).cost, iterations, repeats
         ),
         "dp_teacher_levels": int(levels.shape[0]),
+        "speed_table_points": speed_points,
+        "cost_table_intervals": cost_intervals,
         "note": "optimisers re-trace per call, so compile is estimated as the time of a "
-        "1-iteration run; per_iteration_s = (total - one_iteration) / (iterations - 1)",
+        "1-iteration run; per_iteration_s = (total - one_iteration) / (iterations - 1); "
+        "the direct constructions (speed table, cost table) are timed whole",
     }
+    del speed
     return out
+
+
+def sharding(quick: bool, repeats: int) -> dict:
+    """Value+gradient of trajectory matching on the 64-D mixture oracle, batch split over
+    every device vs one device (same process, same batch)."""
+    from ..data import unequal_mixture
+    from ..models import GaussianMixtureDenoiser
+    from ..objectives import TrajectoryMatching
+    from ..parallel import batch_mesh
+    from ..sampling import ODESampler
+    from ..schedules import EDM, MonotoneCubic
+
+    devices = jax.devices()
+    if len(devices) < 2:
+        return {
+            "skipped": "one device; on CPU set "
+            "XLA_FLAGS=--xla_force_host_platform_device_count=2 to compare"
+        }
+    denoiser = GaussianMixtureDenoiser.from_mixture(unequal_mixture())
+    batch = 64 * len(devices) if quick else 1024 * len(devices)
+    schedule = MonotoneCubic.from_schedule(EDM(), 16)
+    key = jax.random.key(0)
+
+    def case(mesh):
+        objective = TrajectoryMatching(
+            denoiser,
+            ODESampler(8, "heun"),
+            batch_size=batch,
+            reference_steps=32 if quick else 128,
+            mesh=mesh,
+        )
+        fn = jax.jit(jax.value_and_grad(lambda s: objective(s, key)))
+        return timed(lambda: fn(schedule), repeats)
+
+    single, sharded = case(batch_mesh(devices[:1])), case(batch_mesh(devices))
+    return {
+        "objective": "trajectory matching, 64-D mixture oracle, Heun 8 steps, 128-step teacher",
+        "batch": batch,
+        "devices": len(devices),
+        "single_device": single,
+        "sharded": sharded,
+        "speedup": single["median_s"] / sharded["median_s"],
+    }
 
 
 def schedule_timing(fit, iterations: int, repeats: int) -> dict:
@@ -210,6 +308,8 @@ def run(args) -> int:
         record["time_to_schedule"] = time_to_schedule(iterations, repeats, quick)
     if "sampler_overhead" in sections:
         record["sampler_overhead"] = sampler_overhead(quick, repeats)
+    if "sharding" in sections:
+        record["sharding"] = sharding(quick, repeats)
     text = json.dumps(record, indent=2)
     if args.output:
         from ..io import atomic_write_bytes

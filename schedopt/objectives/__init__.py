@@ -1,6 +1,7 @@
 """Objectives: scalar losses of a schedule that the optax loop minimises."""
 
 from .base import AbstractObjective
+from .constant_rate import ConstantRate
 from .discrepancy import (
     DISCREPANCIES,
     MMD,
@@ -11,6 +12,7 @@ from .discrepancy import (
 )
 from .gaussian_kl import GaussianKL
 from .sample_based import AbstractSampleObjective
+from .score_work import ScoreWork
 from .trajectory import TrajectoryMatching, trajectory_distance
 
 __all__ = [
@@ -19,8 +21,10 @@ __all__ = [
     "AbstractDiscrepancy",
     "AbstractObjective",
     "AbstractSampleObjective",
+    "ConstantRate",
     "Frechet",
     "GaussianKL",
+    "ScoreWork",
     "SlicedWasserstein",
     "TrajectoryMatching",
     "discrepancy_objective",

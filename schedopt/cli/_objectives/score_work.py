@@ -37,8 +37,8 @@ def add_arguments(group) -> None:
     group.add_argument(
         "--cost-denoiser",
         default=None,
-        help="saved network directory (e.g. runs/digits-edm); default: the exact oracle of a "
-        "data set with a known density",
+        help="saved network directory (e.g. runs/digits-edm/network); default: the exact "
+        "oracle of a data set with a known density",
     )
     group.add_argument(
         "--cost-velocity", default="sigma", choices=VELOCITIES, help="v(s): sigma (P4) or one"
