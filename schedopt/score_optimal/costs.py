@@ -139,18 +139,43 @@ class AbstractScoreCost(eqx.Module):
         key_eps, key_probe = jax.random.split(key)
         eps = jax.random.normal(key_eps, x0.shape, x0.dtype)
         keys = jax.random.split(key_probe, levels.shape[0] - 1)
-
-        def one(args):
-            s, s_next, k = args
-            return jnp.mean(self.pointwise(denoiser, x0 + s * eps, s, s_next, k))
-
-        forward = jax.lax.map(one, (levels[:-1], levels[1:], keys))
+        forward = self._mean_costs(denoiser, x0, eps, (levels[:-1], levels[1:], keys))
         if not symmetric:
             return forward
         back_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-        # a separate loop: one loop body holding both directions can hang XLA's CPU runtime
-        back = jax.lax.map(one, (levels[1:], levels[:-1], back_keys))
+        back = self._mean_costs(denoiser, x0, eps, (levels[1:], levels[:-1], back_keys))
         return 0.5 * (forward + back)
+
+    def _mean_costs(self, denoiser, x0, eps, steps) -> Array:
+        """``E_y pointwise(y = x0 + s eps, s, s', key)`` for each step ``(s, s', key)`` of
+        ``steps`` (arrays with a leading step axis), the samples taken ``chunk_size`` at a time.
+
+        One flat loop over (step, chunk) pairs: a loop over samples nested in a loop over
+        steps, or one loop body holding two steps, hangs XLA's CPU runtime at random
+        (observed with jax 0.10 on 2 cores). The padding rows of the last chunk are masked.
+        """
+        n = x0.shape[0]
+        chunk = min(getattr(self, "chunk_size", n), n)
+        num_chunks = -(-n // chunk)
+        pad = num_chunks * chunk - n
+
+        def chunks(a):
+            padded = jnp.concatenate([a, jnp.zeros((pad, *a.shape[1:]), a.dtype)])
+            return padded.reshape(num_chunks, chunk, *a.shape[1:])
+
+        x0_chunks, eps_chunks = chunks(x0), chunks(eps)
+        keep = (jnp.arange(num_chunks * chunk) < n).reshape(num_chunks, chunk)
+        num_steps = steps[0].shape[0]
+
+        def one(index):
+            i, j = index // num_chunks, index % num_chunks
+            s, s_next, k = (a[i] for a in steps)
+            y = x0_chunks[j] + s * eps_chunks[j]
+            values = self.pointwise(denoiser, y, s, s_next, jax.random.fold_in(k, j))
+            return jnp.sum(jnp.where(keep[j], values, 0.0))
+
+        sums = jax.lax.map(one, jnp.arange(num_steps * num_chunks))
+        return jnp.sum(sums.reshape(num_steps, num_chunks), axis=1) / n
 
     def local_cost(
         self,
@@ -169,18 +194,11 @@ class AbstractScoreCost(eqx.Module):
         levels = check_noise_levels("noise_levels", noise_levels, 1).astype(x0.dtype)
         key_eps, key_probe = jax.random.split(key)
         eps = jax.random.normal(key_eps, x0.shape, x0.dtype)
-        keys = jax.random.split(key_probe, levels.shape[0])
-
-        def one(args):
-            s, k = args
-            h = relative_step * s
-            y = x0 + s * eps
-            k1, k2 = jax.random.split(k)
-            up = jnp.mean(self.pointwise(denoiser, y, s, s + h, k1))
-            down = jnp.mean(self.pointwise(denoiser, y, s, s - h, k2))
-            return 0.5 * (up + down) / h**self.order
-
-        return jax.lax.map(one, (levels, keys))
+        keys = jax.vmap(lambda k: jax.random.split(k))(jax.random.split(key_probe, levels.shape[0]))
+        h = relative_step * levels
+        up = self._mean_costs(denoiser, x0, eps, (levels, levels + h, keys[:, 0]))
+        down = self._mean_costs(denoiser, x0, eps, (levels, levels - h, keys[:, 1]))
+        return 0.5 * (up + down) / h**self.order
 
 
 def _check_velocity(value: str) -> None:
@@ -241,7 +259,8 @@ class PredictorCost(AbstractScoreCost):
     (``tr(M) ~ z^T M z``) and of ``J^-T = sum_k (-h A^T)^k``, ``A = (I - dD/dy) / s``; two
     independent probes give residuals ``r_1, r_2`` and the unbiased ``r_1 . r_2``. The
     series needs ``|h| ||A|| < 1`` (steps ``|s' - s| < s`` suffice for an exact denoiser).
-    Samples are processed ``chunk_size`` at a time (memory).
+    :meth:`interval_costs` and :meth:`local_cost` take the samples ``chunk_size`` at a time
+    (memory); :meth:`pointwise` evaluates the batch it is given at once.
 
     Gaussian data ``N(0, c)``: ``L_p(s, s + h) = s^2 c^2 / (c + s^2)^5 h^4 + O(h^5)`` per direction.
 
@@ -295,7 +314,7 @@ class PredictorCost(AbstractScoreCost):
                 grad_logdet, jac = jax.grad(logdet, has_aux=True)(v)
                 return target - jnp.linalg.solve(jac.T, score - grad_logdet)
 
-            r = jax.lax.map(residual, flat, batch_size=min(self.chunk_size, flat.shape[0]))
+            r = jax.vmap(residual)(flat)
             return velocity(self.velocity, s_next) ** 2 * jnp.sum(r**2, axis=1)
 
         num_terms = self.num_terms
@@ -331,9 +350,7 @@ class PredictorCost(AbstractScoreCost):
             r = target - pushed
             return jnp.dot(r[0], r[1])
 
-        keys = jax.random.split(key, flat.shape[0])
-        batch = min(self.chunk_size, flat.shape[0])
-        dots = jax.lax.map(lambda a: residuals(*a), (flat, keys), batch_size=batch)
+        dots = jax.vmap(residuals)(flat, jax.random.split(key, flat.shape[0]))
         return velocity(self.velocity, s_next) ** 2 * dots
 
 
