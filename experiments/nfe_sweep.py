@@ -56,7 +56,7 @@ from schedopt.io import atomic_write_bytes, atomic_write_json
 from schedopt.metrics import frechet_distance, mmd, sliced_wasserstein, spearman
 from schedopt.models import GaussianDenoiser, GaussianMixtureDenoiser
 from schedopt.objectives import MMD, Frechet, GaussianKL, SlicedWasserstein, TrajectoryMatching
-from schedopt.optimize import optimize
+from schedopt.optimize import OptimizationError, optimize
 from schedopt.sampling import make_sampler
 from schedopt.schedules import EDM, MonotoneCubic, Tabulated, grid
 from schedopt.score_optimal import CorrectorCost, CostTable
@@ -232,14 +232,17 @@ def cell_schedules(target, solver, n, args, teacher, fixed) -> tuple[dict, dict]
         out["ays"] = schedule_from_sigmas(result.sigmas)
         seconds["ays"] = time.perf_counter() - start
     init = MonotoneCubic.from_schedule(EDM(sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX), 16)
-    start = time.perf_counter()
-    learned = optimize(
-        init,
-        GaussianKL(target.spectrum, num_steps=n, solver=solver),
-        num_iterations=args.iterations,
-        progress=False,
-    )
-    out["gaussian-kl"], seconds["gaussian-kl"] = learned.schedule, time.perf_counter() - start
+
+    def fit(name, objective, iterations):
+        start = time.perf_counter()
+        try:
+            result = optimize(init, objective, num_iterations=iterations, progress=False)
+        except OptimizationError as e:  # reported and left out of the cell, not fatal
+            print(f"  {name} failed ({target.name} {solver} {n} steps): {e}", flush=True)
+            return
+        out[name], seconds[name] = result.schedule, time.perf_counter() - start
+
+    fit("gaussian-kl", GaussianKL(target.spectrum, num_steps=n, solver=solver), args.iterations)
     for name, schedule in fixed[0].items():
         out[name], seconds[name] = schedule, fixed[1][name]
     sampler = make_sampler(solver, n)
@@ -247,13 +250,8 @@ def cell_schedules(target, solver, n, args, teacher, fixed) -> tuple[dict, dict]
     if nfe in args.objective_nfe and n >= 2:
         for name in args.objectives:
             objective = sample_objective(name, target, sampler, args.objective_batch)
-            if objective is None:
-                continue
-            start = time.perf_counter()
-            result = optimize(
-                init, objective, num_iterations=args.objective_iterations, progress=False
-            )
-            out[name], seconds[name] = result.schedule, time.perf_counter() - start
+            if objective is not None:
+                fit(name, objective, args.objective_iterations)
     return out, seconds
 
 

@@ -74,7 +74,12 @@ def output_moments(
 
     def step(carry, k):
         log_w, delta = carry
-        log_w = jnp.logaddexp(co.log_r[k] + log_w, jnp.log(co.q_rel[k]))
+        # steps without noise (q_rel = 0, e.g. EM's last denoise step) skip the log: its
+        # infinite derivative at 0 would make the gradient NaN
+        noisy = co.q_rel[k] > 0
+        log_q = jnp.log(jnp.where(noisy, co.q_rel[k], 1.0))
+        carried = co.log_r[k] + log_w
+        log_w = jnp.where(noisy, jnp.logaddexp(carried, log_q), carried)
         delta = co.a[k] * delta + co.b[k] * mu
         return (log_w, delta), None
 
