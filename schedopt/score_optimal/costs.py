@@ -150,9 +150,12 @@ class AbstractScoreCost(eqx.Module):
         """``E_y pointwise(y = x0 + s eps, s, s', key)`` for each step ``(s, s', key)`` of
         ``steps`` (arrays with a leading step axis), the samples taken ``chunk_size`` at a time.
 
-        One flat loop over (step, chunk) pairs: a loop over samples nested in a loop over
-        steps, or one loop body holding two steps, hangs XLA's CPU runtime at random
-        (observed with jax 0.10 on 2 cores). The padding rows of the last chunk are masked.
+        Called with concrete arrays (not under ``jit``), the (step, chunk) pairs run as a
+        Python loop over one jitted body; traced, as one flat ``lax.map`` over the pairs.
+        XLA's CPU runtime hung at random on loops whose body holds a large computation (a
+        loop over samples nested in a loop over steps, two steps in one body, or a U-Net's
+        Jacobian in the body; jax 0.10 on 2 cores), so the eager path has no XLA loop.
+        The padding rows of the last chunk are masked.
         """
         n = x0.shape[0]
         chunk = min(getattr(self, "chunk_size", n), n)
@@ -166,15 +169,19 @@ class AbstractScoreCost(eqx.Module):
         x0_chunks, eps_chunks = chunks(x0), chunks(eps)
         keep = (jnp.arange(num_chunks * chunk) < n).reshape(num_chunks, chunk)
         num_steps = steps[0].shape[0]
-
-        def one(index):
-            i, j = index // num_chunks, index % num_chunks
-            s, s_next, k = (a[i] for a in steps)
-            y = x0_chunks[j] + s * eps_chunks[j]
-            values = self.pointwise(denoiser, y, s, s_next, jax.random.fold_in(k, j))
-            return jnp.sum(jnp.where(keep[j], values, 0.0))
-
-        sums = jax.lax.map(one, jnp.arange(num_steps * num_chunks))
+        data = (x0_chunks, eps_chunks, keep)
+        if all(is_concrete(a) for a in (*steps[:2], x0, eps)):
+            pairs = [
+                jnp.asarray(divmod(index, num_chunks)) for index in range(num_steps * num_chunks)
+            ]
+            sums = jnp.stack([_chunk_sum(self, denoiser, data, steps, *ij) for ij in pairs])
+        else:
+            sums = jax.lax.map(
+                lambda index: _chunk_sum_impl(
+                    self, denoiser, data, steps, index // num_chunks, index % num_chunks
+                ),
+                jnp.arange(num_steps * num_chunks),
+            )
         return jnp.sum(sums.reshape(num_steps, num_chunks), axis=1) / n
 
     def local_cost(
@@ -199,6 +206,18 @@ class AbstractScoreCost(eqx.Module):
         up = self._mean_costs(denoiser, x0, eps, (levels, levels + h, keys[:, 0]))
         down = self._mean_costs(denoiser, x0, eps, (levels, levels - h, keys[:, 1]))
         return 0.5 * (up + down) / h**self.order
+
+
+def _chunk_sum_impl(cost, denoiser, data, steps, i, j) -> Array:
+    """Sum of ``cost.pointwise`` over chunk ``j`` of the samples at step ``i`` of ``steps``."""
+    x0_chunks, eps_chunks, keep = data
+    s, s_next, k = (a[i] for a in steps)
+    y = x0_chunks[j] + s * eps_chunks[j]
+    values = cost.pointwise(denoiser, y, s, s_next, jax.random.fold_in(k, j))
+    return jnp.sum(jnp.where(keep[j], values, 0.0))
+
+
+_chunk_sum = eqx.filter_jit(_chunk_sum_impl)
 
 
 def _check_velocity(value: str) -> None:

@@ -76,7 +76,9 @@ class CostTable(eqx.Module):
         lo, hi = check_sigma_range(sigma_min, sigma_max)
         k = check_positive_int("num_intervals", num_intervals)
         levels = jnp.geomspace(hi, lo, k + 1)  # noisy first: the sampling direction
-        costs = eqx.filter_jit(cost.interval_costs)(denoiser, x0, levels, key, 1, symmetric)
+        # eager: the costs then run as a Python loop over one jitted body (see
+        # AbstractScoreCost._mean_costs: XLA CPU loops with large bodies can hang)
+        costs = cost.interval_costs(denoiser, jnp.asarray(x0), levels, key, 1, symmetric)
         description = (("cost", cost.name), ("velocity", str(getattr(cost, "velocity", ""))))
         return cls(
             log_levels=jnp.log(levels[::-1]),
