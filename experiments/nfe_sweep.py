@@ -331,6 +331,7 @@ def run(args, path: Path, done: list[dict] | None = None) -> list[dict]:
             with path.open("a") as f:
                 f.write("".join(json.dumps(row) + "\n" for row in cell))
             rows += cell
+            jax.clear_caches()  # every cell compiles anew; a long run otherwise runs out of memory
             print(
                 f"{name} {solver} nfe={nfe}: {len(cell)} strategies, "
                 f"{time.perf_counter() - started:.0f} s",
