@@ -302,7 +302,7 @@ def run_digits(args):
     else:
         denoiser = load_denoiser(model / "network")
     dataset = load_dataset("digits")
-    costs = ("corrector",) if args.smoke else ("corrector", "predictor")  # smoke: seconds
+    costs = ("corrector",) if args.smoke else args.costs  # smoke: seconds
     tables = cost_tables(denoiser, jnp.asarray(dataset.train[: args.cost_samples]), args, costs)
     n = 100 if args.smoke else 1000
     y0 = 80.0 * jax.random.normal(jax.random.key(args.seed), (n, *dataset.event_shape))
@@ -447,12 +447,20 @@ def main(argv=None):
     p.add_argument("--cost-samples", type=int, default=None, help="samples the costs average over")
     p.add_argument("--predictor-samples", type=int, default=None, help="(exact Jacobians: fewer)")
     p.add_argument("--predictor-intervals", type=int, default=None, help="(default: --intervals)")
+    p.add_argument(
+        "--costs",
+        default="corrector,predictor",
+        help="digits part: the costs to tabulate (comma-separated subset of corrector,predictor)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default="runs/digits-edm", help="the shared digits model")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.samplers = ["euler"] if args.smoke else args.samplers.split(",")
+    args.costs = tuple(args.costs.split(","))
+    if not args.costs or not set(args.costs) <= {"corrector", "predictor"}:
+        raise SystemExit(f"--costs must be a subset of corrector,predictor, got {args.costs!r}")
     args.intervals = args.intervals or (16 if args.smoke else 128)
     args.cost_samples = args.cost_samples or (128 if args.smoke else 2048)
     predictor_samples, predictor_intervals = args.predictor_samples, args.predictor_intervals
