@@ -18,7 +18,8 @@ the same schedule (tests/objectives/test_score_work.py). Parts, each writing
             16-point grid adapts (gamma = 0.1 per log, every 25 steps); the logged cost
             spread, the final grid against the oracle's equal-cost grid, and samples.
 ``digits``  The shared digits denoiser (``runs/digits-edm``) at NFE 10, 20, 50: Fréchet
-            distance of classifier features (FD) and sliced W2 to the test split.
+            distance of classifier features (FD) and sliced W2 to the test split, of
+            samples clipped to the data range [-1, 1].
 
     python experiments/p4_score_optimal.py                 # toy, gmm, online: ~6 min, 2 cores
     python experiments/p4_score_optimal.py --part digits   # needs runs/digits-edm/DONE
@@ -308,8 +309,8 @@ def run_digits(args):
     y0 = 80.0 * jax.random.normal(jax.random.key(args.seed), (n, *dataset.event_shape))
     key = jax.random.key(args.seed + 1)
 
-    def metrics(x):
-        m = evaluate_samples(x, dataset, key=key)
+    def metrics(x):  # clipped to the data range, as in the P1 experiment and the NFE sweep
+        m = evaluate_samples(np.clip(x, -1.0, 1.0), dataset, key=key)
         return {"fd": float(m["fd"]), "sw2": float(m["sw2"])}
 
     rows = sweep(denoiser, tables, EDM_BASELINES, args.samplers, args.nfe_list, y0, metrics)
