@@ -155,7 +155,6 @@ def time_to_schedule(iterations: int, repeats: int, quick: bool) -> dict:
     sample_iterations = max(iterations // 5, 3)
     speed_points, cost_intervals = (17, 16) if quick else (129, 128)
     measure = FrechetSpeed.from_data(data, num_samples=256 if quick else 1000)
-    speed = tabulate_speed(measure, num_points=speed_points)
     table = CostTable.estimate(
         CorrectorCost(), denoiser, data[:batch], jax.random.key(2), num_intervals=cost_intervals
     )
@@ -203,7 +202,6 @@ def time_to_schedule(iterations: int, repeats: int, quick: bool) -> dict:
         "1-iteration run; per_iteration_s = (total - one_iteration) / (iterations - 1); "
         "the direct constructions (speed table, cost table) are timed whole",
     }
-    del speed
     return out
 
 

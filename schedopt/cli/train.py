@@ -126,7 +126,7 @@ def save_online_card(path: Path, hook, args) -> dict:
     card = make_card(
         hook.schedule(),
         num_steps=len(levels),
-        objective={"name": f"online-equal-cost ({args.online_schedule})"},
+        objective={"objective": "online-equal-cost", "cost": args.online_schedule},
         objective_value=hook.history[-1]["cost_spread"] if hook.history else None,
         settings={"gamma": args.online_gamma, "num_samples": args.online_samples},
     )
