@@ -10,6 +10,7 @@ its seed and can be resumed from ``(params, opt_state, step)`` alone.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -43,6 +44,13 @@ class OptimizeResult(NamedTuple):
     num_iterations: int
     seconds: float
     """Wall time of the whole loop, compilation included."""
+
+
+@functools.cache
+def _adam(learning_rate: float) -> optax.GradientTransformation:
+    """One ``optax.adam`` per learning rate: ``_run_chunk`` is compiled per optimizer object,
+    so a fresh one per call would recompile every :func:`optimize` call."""
+    return optax.adam(learning_rate)
 
 
 @eqx.filter_jit
@@ -124,7 +132,7 @@ def optimize(
     total = check_positive_int("num_iterations", num_iterations)
     chunk = check_positive_int("chunk_size", chunk_size)
     if optimizer is None:
-        optimizer = optax.adam(check_positive_float("learning_rate", learning_rate))
+        optimizer = _adam(check_positive_float("learning_rate", learning_rate))
     key = jax.random.key(seed) if key is None else key
 
     params, static = eqx.partition(schedule, eqx.is_inexact_array)

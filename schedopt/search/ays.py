@@ -43,6 +43,30 @@ def _levels(logits, log_max, log_min):
     return jnp.exp(jnp.concatenate([jnp.array([log_max]), interior, jnp.array([log_min])]))
 
 
+@eqx.filter_jit
+def _descend(logits, spectrum, log_max, log_min, learning_rate, num_iterations):
+    """Adam on the decrement logits; the best iterate seen. Module-level and keyed by its
+    static arguments, so a repeated search with the same settings reuses its compilation."""
+    optimizer = optax.adam(learning_rate)
+
+    def loss(z):
+        levels = _levels(z, log_max, log_min)
+        return ays_bound(spectrum, jnp.concatenate([levels, jnp.zeros((1,))]))
+
+    def body(carry, _):
+        z, state, best_z, best = carry
+        value, grad = jax.value_and_grad(loss)(z)
+        better = value < best
+        best_z = jnp.where(better, z, best_z)
+        best = jnp.where(better, value, best)
+        updates, state = optimizer.update(grad, state, z)
+        return (optax.apply_updates(z, updates), state, best_z, best), value
+
+    init = (logits, optimizer.init(logits), logits, jnp.inf)
+    (z, _, best_z, best), _ = jax.lax.scan(body, init, None, length=num_iterations)
+    return jnp.where(loss(z) < best, z, best_z)
+
+
 def optimize_ays(
     spectrum: Spectrum,
     num_steps: int,
@@ -65,8 +89,8 @@ def optimize_ays(
     check_positive_float("sigma_max", sigma_max)
     if not sigma_min < sigma_max:
         raise ValueError(f"need sigma_min < sigma_max, got {sigma_min=}, {sigma_max=}")
-    check_positive_int("num_iterations", num_iterations)
-    check_positive_float("learning_rate", learning_rate)
+    num_iterations = check_positive_int("num_iterations", num_iterations)
+    learning_rate = check_positive_float("learning_rate", learning_rate)
     if n <= 2:  # nothing free: the levels are the two ends (or sigma_max alone)
         levels = [sigma_max, sigma_min][:n]
         sigmas = np.asarray([*levels, 0.0])
@@ -75,29 +99,7 @@ def optimize_ays(
     ramp = np.linspace(0.0, 1.0, n)
     edm = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
     logits = jnp.asarray(np.log(-np.diff(np.log(edm))))
-    optimizer = optax.adam(learning_rate)
-
-    def loss(z):
-        levels = _levels(z, log_max, log_min)
-        return ays_bound(spectrum, jnp.concatenate([levels, jnp.zeros((1,))]))
-
-    @eqx.filter_jit
-    def run(z):
-        def body(carry, _):
-            z, state, best_z, best = carry
-            value, grad = jax.value_and_grad(loss)(z)
-            better = value < best
-            best_z = jnp.where(better, z, best_z)
-            best = jnp.where(better, value, best)
-            updates, state = optimizer.update(grad, state, z)
-            return (optax.apply_updates(z, updates), state, best_z, best), value
-
-        init = (z, optimizer.init(z), z, jnp.inf)
-        (z, _, best_z, best), _ = jax.lax.scan(body, init, None, length=num_iterations)
-        last = loss(z)
-        return jnp.where(last < best, z, best_z)
-
-    z = run(logits)
+    z = _descend(logits, spectrum, log_max, log_min, learning_rate, num_iterations)
     sigmas = np.concatenate([np.asarray(_levels(z, log_max, log_min)), [0.0]])
     sigmas[0], sigmas[n - 1] = sigma_max, sigma_min
     return SearchResult(sigmas, None, float(ays_bound(spectrum, sigmas)))

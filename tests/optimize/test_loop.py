@@ -67,3 +67,21 @@ def test_schedule_without_parameters():
         optimize(LogSNRLinear(), OBJECTIVE, num_iterations=2, progress=False)
     with pytest.raises(ValueError, match="AbstractObjective"):
         optimize(EDM(), lambda s, k: 0.0, num_iterations=2, progress=False)
+
+
+def test_repeated_calls_reuse_the_compiled_loop():
+    traces = []
+
+    class Counted(AbstractObjective):
+        def __call__(self, schedule, key):
+            traces.append(1)  # runs only while JAX traces
+            return OBJECTIVE(schedule, key)
+
+    start = MonotoneCubic.from_schedule(EDM(), 8)
+    optimize(start, Counted(), num_iterations=5, learning_rate=0.0123, progress=False)
+    first = len(traces)
+    again = optimize(start, Counted(), num_iterations=5, learning_rate=0.0123, progress=False)
+    assert first > 0 and len(traces) == first
+    optimize(start, Counted(), num_iterations=5, learning_rate=0.0321, progress=False)
+    assert len(traces) > first  # another learning rate is another optimizer
+    assert np.isfinite(again.final_loss)

@@ -98,6 +98,24 @@ def test_optimize_ays_close_to_dp_on_a_fine_grid():
     assert result.cost <= dp_total * 1.01
 
 
+def test_optimize_ays_reuses_its_compilation(monkeypatch):
+    from schedopt.search import ays
+
+    bound, calls = ays.ays_bound, []
+
+    def counted(spectrum, sigmas):
+        calls.append(1)  # a Python side effect: runs on every trace and every eager call
+        return bound(spectrum, sigmas)
+
+    monkeypatch.setattr(ays, "ays_bound", counted)
+    spectrum = Spectrum([0.5, 2.0])
+    first = optimize_ays(spectrum, 5, num_iterations=7, learning_rate=0.0123)
+    after_first = len(calls)
+    again = optimize_ays(spectrum, 5, num_iterations=7, learning_rate=0.0123)
+    assert after_first > 1 and len(calls) == after_first + 1  # the final eager bound only
+    np.testing.assert_array_equal(first.sigmas, again.sigmas)
+
+
 def test_schedule_from_sigmas_reproduces_the_grid_for_samplers_and_kl():
     sigmas = [80.0, 3.0, 0.5, 0.002, 0.0]
     schedule = schedule_from_sigmas(sigmas)
