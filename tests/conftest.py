@@ -1,6 +1,7 @@
 """Shared test set-up: quiet, deterministic hypothesis profile for CI's 2 cores."""
 
 import jax
+import jax.numpy as jnp
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -20,3 +21,13 @@ def _fresh_jax_caches():
     thousands of them (see scripts/run_tests.py)."""
     yield
     jax.clear_caches()
+
+
+@pytest.fixture(scope="session")
+def two_mode_mixture():
+    """A 1-D two-mode mixture: weights 0.3 / 0.7 at -1 / 1, variances 0.05 / 0.02."""
+    from schedopt.data import GaussianMixture
+
+    return GaussianMixture(
+        jnp.array([0.3, 0.7]), jnp.array([[-1.0], [1.0]]), jnp.array([[[0.05]], [[0.02]]])
+    )

@@ -127,15 +127,9 @@ def test_predictor_cost_is_fourth_order_for_an_exact_denoiser():
     assert 13.0 < costs[0] / costs[1] < 19.0, costs
 
 
-def _mixture_1d():
-    return GaussianMixture(
-        jnp.array([0.3, 0.7]), jnp.array([[-1.0], [1.0]]), jnp.array([[[0.05]], [[0.02]]])
-    )
-
-
-def test_predictor_cost_matches_a_finite_difference_reference_on_a_mixture():
+def test_predictor_cost_matches_a_finite_difference_reference_on_a_mixture(two_mode_mixture):
     # change of variables on a fine grid with numerical derivatives, independent of autodiff
-    mix = _mixture_1d()
+    mix = two_mode_mixture
     w, m, c = (
         np.asarray(mix.weights),
         np.asarray(mix.means)[:, 0],

@@ -12,7 +12,6 @@ import pytest
 from flax import nnx
 
 from schedopt.cli import main
-from schedopt.data import GaussianMixture
 from schedopt.io import load_card
 from schedopt.models.networks import MLPDenoiser
 from schedopt.models.training import train_denoiser
@@ -20,18 +19,16 @@ from schedopt.schedules import EDM
 from schedopt.score_optimal import CorrectorCost, OnlineEqualCost
 
 
-def _data(n=2000):
-    mix = GaussianMixture(
-        jnp.array([0.3, 0.7]), jnp.array([[-1.0], [1.0]]), jnp.array([[[0.05]], [[0.02]]])
-    )
-    return np.asarray(mix.sample(jax.random.key(0), n))
+@pytest.fixture
+def data(two_mode_mixture):
+    return np.asarray(two_mode_mixture.sample(jax.random.key(0), 2000))
 
 
-def _train(hook, steps, directory):
+def _train(hook, steps, directory, data):
     net = MLPDenoiser(1, width=16, depth=1, sigma_data=1.0, rngs=nnx.Rngs(0))
     return train_denoiser(
         net,
-        _data(),
+        data,
         num_steps=steps,
         batch_size=64,
         log_every=10,
@@ -43,24 +40,24 @@ def _train(hook, steps, directory):
     )
 
 
-def test_a_resumed_run_continues_the_online_grid_exactly(tmp_path):
+def test_a_resumed_run_continues_the_online_grid_exactly(tmp_path, data):
     online = OnlineEqualCost(CorrectorCost(), EDM(), num_points=6, gamma=0.3, num_samples=64)
-    whole = online.hook(_data())
-    _train(whole, 40, tmp_path / "whole")
-    _train(online.hook(_data()), 20, tmp_path / "split")  # stopped after 20 steps
-    resumed = online.hook(_data())  # a new process: the grid starts at the base grid
-    _train(resumed, 40, tmp_path / "split")
+    whole = online.hook(data)
+    _train(whole, 40, tmp_path / "whole", data)
+    _train(online.hook(data), 20, tmp_path / "split", data)  # stopped after 20 steps
+    resumed = online.hook(data)  # a new process: the grid starts at the base grid
+    _train(resumed, 40, tmp_path / "split", data)
     assert [r["step"] for r in resumed.history] == [10, 20, 30, 40]
     np.testing.assert_array_equal(np.asarray(resumed.times), np.asarray(whole.times))
     # without the resume the second half would start from the base grid again
-    restarted = online.hook(_data())
+    restarted = online.hook(data)
     for step in (30, 40):
-        restarted(step, _train(None, 40, tmp_path / "whole").model)
+        restarted(step, _train(None, 40, tmp_path / "whole", data).model)
     assert not np.allclose(np.asarray(restarted.times), np.asarray(whole.times))
 
 
-def test_resume_rejects_a_log_with_another_number_of_points():
-    hook = OnlineEqualCost(CorrectorCost(), EDM(), num_points=6).hook(_data(100))
+def test_resume_rejects_a_log_with_another_number_of_points(data):
+    hook = OnlineEqualCost(CorrectorCost(), EDM(), num_points=6).hook(data[:100])
     with pytest.raises(ValueError, match="num_points"):
         hook.resume([{"step": 10, "next_schedule_times": [1.0, 0.5, 0.0]}])
     hook.resume([{"step": 10, "loss": 1.0}])  # records without a grid: nothing to resume
@@ -68,8 +65,8 @@ def test_resume_rejects_a_log_with_another_number_of_points():
 
 
 @pytest.mark.slow
-def test_training_with_online_adaptation_logs_a_shrinking_cost_spread(tmp_path):
-    data = _data(4000)
+def test_training_with_online_adaptation_logs_a_shrinking_cost_spread(tmp_path, two_mode_mixture):
+    data = np.asarray(two_mode_mixture.sample(jax.random.key(0), 4000))
     net = MLPDenoiser(1, width=48, depth=2, sigma_data=1.0, rngs=nnx.Rngs(0))
     online = OnlineEqualCost(CorrectorCost(), EDM(), num_points=12, gamma=0.15, num_samples=256)
     hook = online.hook(data)
