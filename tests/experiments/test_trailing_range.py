@@ -45,6 +45,6 @@ def test_run_writes_rows_and_table(trailing, tmp_path):
     trailing.main([*argv, "--batch", "64", "--out", str(tmp_path)])
     rows = [line for line in (tmp_path / "rows.jsonl").read_text().splitlines() if line]
     assert len(rows) == 4
-    assert "| ring | euler | 3 |" in (tmp_path / "table.md").read_text()
+    assert "| ring | euler | 3 | sw2 |" in (tmp_path / "table.md").read_text()
     with pytest.raises(ValueError, match="--targets"):
         trailing.main(["--targets", "nope", "--out", str(tmp_path)])
