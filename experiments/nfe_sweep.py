@@ -282,6 +282,21 @@ def read_rows(paths) -> list[dict]:
     return rows
 
 
+def merge_cells(sources: list[list[dict]]) -> list[dict]:
+    """The rows of several runs with one run per cell: a cell (target, solver, NFE) found in
+    a later source replaces that cell's rows from the earlier ones (e.g. a re-run of some
+    cells with more strategies)."""
+
+    def cell(r):
+        return r["target"], r["solver"], r["nfe"]
+
+    merged = []
+    for rows in sources:
+        replaced = {cell(r) for r in rows}
+        merged = [r for r in merged if cell(r) not in replaced] + rows
+    return merged
+
+
 def run_cell(target: Target, solver: str, nfe: int, args, teacher, fixed, batch) -> list[dict]:
     """The rows of one (target, solver, NFE) cell: every strategy's KL and sample metrics."""
     n = num_steps_for(solver, nfe)
@@ -496,7 +511,8 @@ def main(argv=None):
         "--summarize",
         default=None,
         help="comma-separated rows.jsonl files: write OUT's summary, tables and plot from "
-        "them (merged) and run nothing",
+        "them (merged; a cell in a later file replaces that cell of earlier ones) and run "
+        "nothing",
     )
     args = p.parse_args(argv)
     if args.smoke:
@@ -520,7 +536,7 @@ def main(argv=None):
         missing = [str(f) for f in sources if not f.is_file()]
         if missing:
             raise ValueError(f"`--summarize` files not found: {', '.join(missing)}")
-        rows = read_rows(sources)
+        rows = merge_cells([read_rows([f]) for f in sources])
         if not rows:
             raise ValueError(f"`--summarize` files hold no rows: {args.summarize!r}")
     elif args.resume and rows_path.exists():

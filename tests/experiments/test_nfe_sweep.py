@@ -88,6 +88,16 @@ def test_summarize_merges_rows_files_and_runs_nothing(sweep, tmp_path):
         sweep.main(["--summarize", str(tmp_path / "missing.jsonl"), "--out", str(out)])
 
 
+def test_summarize_takes_a_cell_from_the_last_file_that_has_it(sweep, tmp_path):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _write_rows(first, _rows("ring", 3) + _rows("ring", 5))
+    rerun = _rows("ring", 3) + [dict(_rows("ring", 3)[0], strategy="extra", gaussian_kl=9.0)]
+    _write_rows(second, rerun)
+    rows, summary = sweep.main(["--summarize", f"{first},{second}", "--out", str(tmp_path)])
+    by_cell = {c["nfe"]: c["strategies"] for c in summary}
+    assert by_cell == {3: 4, 5: 3} and len(rows) == 7
+
+
 def test_resume_skips_finished_cells(sweep, tmp_path):
     _write_rows(tmp_path / "rows.jsonl", _rows("ring", 3))
     argv = ["--targets", "ring", "--solvers", "euler", "--nfe", "3", "--resume"]
