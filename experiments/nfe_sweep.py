@@ -282,6 +282,20 @@ def read_rows(paths) -> list[dict]:
     return rows
 
 
+def seed_metrics(target: Target, sample, schedule, seeds: int) -> dict:
+    """Each sample metric of ``sample(schedule, key)`` for sampling seeds ``0..seeds-1``:
+    ``{metric: mean, f"{metric}_seeds": per-seed values}``."""
+    per_seed = [
+        sample_metrics(target, np.asarray(sample(schedule, jax.random.key(i))), jax.random.key(99))
+        for i in range(seeds)
+    ]
+    out = {}
+    for metric in per_seed[0]:
+        values = [m[metric] for m in per_seed]
+        out[metric], out[f"{metric}_seeds"] = float(np.mean(values)), values
+    return out
+
+
 def merge_cells(sources: list[list[dict]]) -> list[dict]:
     """The rows of several runs with one run per cell: a cell (target, solver, NFE) found in
     a later source replaces that cell's rows from the earlier ones (e.g. a re-run of some
@@ -305,20 +319,11 @@ def run_cell(target: Target, solver: str, nfe: int, args, teacher, fixed, batch)
     cell = []
     for strategy, schedule in schedules.items():
         kl = float(gaussian_kl(target.spectrum, step_grid(schedule, n), solver))
-        per_seed = [
-            sample_metrics(
-                target, np.asarray(sample(schedule, jax.random.key(seed))), jax.random.key(99)
-            )
-            for seed in range(args.seeds)
-        ]
         row = dict(
             target=target.name, solver=solver, nfe=nfe, steps=n, strategy=strategy,
             gaussian_kl=kl, build_s=seconds[strategy],
         )  # fmt: skip
-        for metric in per_seed[0]:
-            values = [m[metric] for m in per_seed]
-            row[metric], row[f"{metric}_seeds"] = float(np.mean(values)), values
-        cell.append(row)
+        cell.append(row | seed_metrics(target, sample, schedule, args.seeds))
     return cell
 
 

@@ -36,7 +36,7 @@ from nfe_sweep import (
     _sampling_fn,
     make_target,
     num_steps_for,
-    sample_metrics,
+    seed_metrics,
     trailing_schedule,
 )
 
@@ -77,20 +77,11 @@ def run(args) -> list[dict]:
                 sample = _sampling_fn(target, solver, n, batch)
                 for strategy, sigmas in grids(n).items():
                     schedule = schedule_from_sigmas(sigmas)
-                    per_seed = [
-                        sample_metrics(
-                            target,
-                            np.asarray(sample(schedule, jax.random.key(seed))),
-                            jax.random.key(99),
-                        )
-                        for seed in range(args.seeds)
-                    ]
                     row = dict(
                         target=name, solver=solver, nfe=nfe, steps=n, strategy=strategy,
                         sigma_max=float(sigmas[0]), sigma_last=float(sigmas[-2]),
                     )  # fmt: skip
-                    for metric in per_seed[0]:
-                        row[metric] = float(np.mean([m[metric] for m in per_seed]))
+                    row |= seed_metrics(target, sample, schedule, args.seeds)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
                 jax.clear_caches()
