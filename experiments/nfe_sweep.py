@@ -196,9 +196,26 @@ def target_schedules(target: Target, cost_samples: int, smoke: bool) -> tuple[di
     return out, seconds
 
 
+def metric_space(target: Target, name: str):
+    """The map a discrepancy objective applies to samples and data, so that it compares
+    what the sweep's metrics compare: samples clipped like the metrics clip them, and for
+    the Fréchet objective the metric's features (None: the raw samples)."""
+    clip = None if target.clip is None else float(target.clip)
+    features = target.features if name == "frechet" else None
+    if clip is None and features is None:
+        return None
+
+    def transform(x):
+        x = x if clip is None else jnp.clip(x, -clip, clip)
+        return x if features is None else features(x.reshape(len(x), -1))
+
+    return transform
+
+
 def sample_objective(name: str, target: Target, sampler, batch: int):
     """A sample-based objective of ``sampler``'s output on ``target`` (None if it does not
-    apply: trajectory matching needs a deterministic sampler)."""
+    apply: trajectory matching needs a deterministic sampler). Discrepancies are measured
+    in :func:`metric_space`; trajectory matching compares raw samples with its teacher."""
     common = dict(batch_size=batch)
     data = target.train
     if name == "trajectory":
@@ -209,7 +226,13 @@ def sample_objective(name: str, target: Target, sampler, batch: int):
         )
     cls = {"mmd": MMD, "sliced-w2": SlicedWasserstein, "frechet": Frechet}[name]
     return cls(
-        target.denoiser, sampler, data, init="ve", data_batch_size=min(512, len(data)), **common
+        target.denoiser,
+        sampler,
+        data,
+        init="ve",
+        data_batch_size=min(512, len(data)),
+        feature_map=metric_space(target, name),
+        **common,
     )
 
 

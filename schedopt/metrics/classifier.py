@@ -10,6 +10,7 @@ generated and test images is the "FD" reported for digits models.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import os
 from pathlib import Path
@@ -118,7 +119,16 @@ def _restore(path: Path) -> DigitsClassifier:
 
 @functools.lru_cache(maxsize=1)
 def load_classifier() -> DigitsClassifier:
-    """The packaged classifier; trained and cached on first use if the package lacks it."""
+    """The packaged classifier; trained and cached on first use if the package lacks it.
+
+    Built in a worker thread: JAX's and Flax's trace state is per thread, so a first use
+    inside a trace (``digits_features`` in a jitted objective) still restores concrete
+    parameters instead of failing on tracers."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_load_or_train).result()
+
+
+def _load_or_train() -> DigitsClassifier:
     for path in (_ASSET_DIR, _cache_dir()):
         if path.exists():
             return _restore(path)
@@ -127,14 +137,20 @@ def load_classifier() -> DigitsClassifier:
     return model
 
 
-@nnx.jit
-def _features(model, x):
-    return model.features(x)
+@functools.partial(jax.jit, static_argnames=("output",))
+def _apply(graphdef, state, x, output):
+    model = nnx.merge(graphdef, state)
+    return model.features(x) if output == "features" else model(x)
 
 
-@nnx.jit
-def _logits(model, x):
-    return model(x)
+def _features(model: DigitsClassifier, x: Array) -> Array:
+    # applied functionally (split, then merged inside the jit), so that it can be called
+    # inside any trace without mutating the cached module
+    return _apply(*nnx.split(model), x, "features")
+
+
+def _logits(model: DigitsClassifier, x: Array) -> Array:
+    return _apply(*nnx.split(model), x, "logits")
 
 
 def _check_images(images: ArrayLike) -> Array:
@@ -148,14 +164,12 @@ def _check_images(images: ArrayLike) -> Array:
 
 def digits_features(images: ArrayLike) -> Float[Array, "n 64"]:
     """The classifier's 64 features of ``images`` (``(n, 8, 8, 1)`` or ``(n, 64)``, in [-1, 1])."""
-    model = load_classifier()
-    return _features(model, _check_images(images))
+    return _features(load_classifier(), _check_images(images))
 
 
 def digits_logits(images: ArrayLike) -> Float[Array, "n 10"]:
     """The classifier's logits of ``images``."""
-    model = load_classifier()
-    return _logits(model, _check_images(images))
+    return _logits(load_classifier(), _check_images(images))
 
 
 def classifier_accuracy() -> float:

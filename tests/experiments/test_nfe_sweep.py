@@ -126,3 +126,13 @@ def test_smoke_run_writes_outputs(sweep, tmp_path):
     for name in ("table.md", "metrics.md", "summary.json", "sw2_vs_nfe.png"):
         assert (tmp_path / name).exists()
     assert len(summary) == 1
+
+
+def test_discrepancy_objectives_compare_what_the_metrics_compare(sweep):
+    x = np.array([[-3.0, 0.5], [2.0, -0.25]])
+    common = dict(denoiser=None, spectrum=None, event_shape=(2,), train=x, reference=x)
+    oracle = sweep.Target("oracle", **common)
+    assert sweep.metric_space(oracle, "mmd") is None  # raw samples
+    images = sweep.Target("images", **common, features=lambda y: 10 * y, clip=1.0)
+    np.testing.assert_allclose(sweep.metric_space(images, "sliced-w2")(x), np.clip(x, -1, 1))
+    np.testing.assert_allclose(sweep.metric_space(images, "frechet")(x), 10 * np.clip(x, -1, 1))

@@ -100,3 +100,17 @@ def test_rebuilt_classifier_matches_the_packaged_one():
     packaged = np.argmax(np.asarray(clf._logits(clf.load_classifier(), jax.numpy.asarray(x))), 1)
     assert np.mean(pred == y) >= 0.95
     assert np.mean(pred == packaged) >= 0.98
+
+
+def test_features_can_be_taken_and_differentiated_inside_a_trace():
+    """First use inside jit (the classifier not loaded yet), and a gradient through it, as
+    a Fréchet objective on classifier features needs."""
+    x = jax.numpy.asarray(load_digits("test")[0][:16], jax.numpy.float32)
+    clf.load_classifier.cache_clear()
+    try:
+        traced = jax.jit(digits_features)(x)
+        grad = jax.grad(lambda y: digits_features(y).sum())(x)
+    finally:
+        clf.load_classifier.cache_clear()
+    np.testing.assert_allclose(traced, digits_features(x), rtol=1e-5, atol=1e-5)
+    assert grad.shape == x.shape and bool(np.all(np.isfinite(grad))) and float(abs(grad).max()) > 0
