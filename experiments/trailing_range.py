@@ -31,6 +31,7 @@ import numpy as np
 from nfe_sweep import (
     SIGMA_MAX,
     SIGMA_MIN,
+    SOLVERS,
     _choices,
     _ints,
     _sampling_fn,
@@ -116,7 +117,7 @@ def table(rows) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--targets", default="ring,gmm64,digits-gaussian")
-    p.add_argument("--solvers", default="euler,heun,euler-maruyama")
+    p.add_argument("--solvers", default=",".join(SOLVERS))
     p.add_argument("--nfe", default="3,5,10,20")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--batch", type=int, default=2000)
@@ -124,7 +125,7 @@ def main(argv=None):
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     args.targets = _choices("--targets", args.targets, TARGETS)
-    args.solvers = _choices("--solvers", args.solvers, ("euler", "heun", "euler-maruyama"))
+    args.solvers = _choices("--solvers", args.solvers, SOLVERS)
     args.nfe = _ints("--nfe", args.nfe)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
