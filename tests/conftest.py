@@ -31,3 +31,54 @@ def two_mode_mixture():
     return GaussianMixture(
         jnp.array([0.3, 0.7]), jnp.array([[-1.0], [1.0]]), jnp.array([[[0.05]], [[0.02]]])
     )
+
+
+@pytest.fixture(scope="session")
+def k_diffusion():
+    """k-diffusion's own, unmodified ``sampling``, ``external`` and ``utils`` modules.
+
+    Its package ``__init__`` imports the image-training stack (torchvision, wandb, clip, ...),
+    which the test extra does not install; the three files are loaded from the installed
+    package under their real names, with a placeholder ``torchvision`` only if none is
+    installed (``utils`` imports ``torchvision.transforms.functional`` at the top, and no
+    function that the samplers call uses it). Installed by ``scripts/test.sh``.
+    """
+    import importlib.util
+    import sys
+    import types
+
+    spec = importlib.util.find_spec("k_diffusion")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "k-diffusion is not installed: run scripts/test.sh, which installs the test extra "
+            "and `pip install --no-deps k-diffusion==0.1.1.post1`"
+        )
+    if importlib.util.find_spec("torchvision") is None and "torchvision" not in sys.modules:
+        torchvision = types.ModuleType("torchvision")
+        transforms = types.ModuleType("torchvision.transforms")
+        transforms.functional = types.ModuleType("torchvision.transforms.functional")
+        torchvision.transforms = transforms
+        sys.modules.update(
+            {
+                "torchvision": torchvision,
+                "torchvision.transforms": transforms,
+                "torchvision.transforms.functional": transforms.functional,
+            }
+        )
+    package = sys.modules.get("k_diffusion")
+    if package is None:
+        package = types.ModuleType("k_diffusion")
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules["k_diffusion"] = package
+    modules = {}
+    for name in ("utils", "sampling", "external"):
+        full = f"k_diffusion.{name}"
+        if full not in sys.modules:
+            location = f"{package.__path__[0]}/{name}.py"
+            module_spec = importlib.util.spec_from_file_location(full, location)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[full] = module
+            module_spec.loader.exec_module(module)
+            setattr(package, name, module)
+        modules[name] = sys.modules[full]
+    return types.SimpleNamespace(**modules)
