@@ -53,32 +53,36 @@ def k_diffusion():
             "k-diffusion is not installed: run scripts/test.sh, which installs the test extra "
             "and `pip install --no-deps k-diffusion==0.1.1.post1`"
         )
+    placeholder = {}
     if importlib.util.find_spec("torchvision") is None and "torchvision" not in sys.modules:
         torchvision = types.ModuleType("torchvision")
         transforms = types.ModuleType("torchvision.transforms")
         transforms.functional = types.ModuleType("torchvision.transforms.functional")
         torchvision.transforms = transforms
-        sys.modules.update(
-            {
-                "torchvision": torchvision,
-                "torchvision.transforms": transforms,
-                "torchvision.transforms.functional": transforms.functional,
-            }
-        )
+        placeholder = {
+            "torchvision": torchvision,
+            "torchvision.transforms": transforms,
+            "torchvision.transforms.functional": transforms.functional,
+        }
     package = sys.modules.get("k_diffusion")
     if package is None:
         package = types.ModuleType("k_diffusion")
         package.__path__ = list(spec.submodule_search_locations)
         sys.modules["k_diffusion"] = package
     modules = {}
-    for name in ("utils", "sampling", "external"):
-        full = f"k_diffusion.{name}"
-        if full not in sys.modules:
-            location = f"{package.__path__[0]}/{name}.py"
-            module_spec = importlib.util.spec_from_file_location(full, location)
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[full] = module
-            module_spec.loader.exec_module(module)
-            setattr(package, name, module)
-        modules[name] = sys.modules[full]
+    sys.modules.update(placeholder)
+    try:
+        for name in ("utils", "sampling", "external"):
+            full = f"k_diffusion.{name}"
+            if full not in sys.modules:
+                location = f"{package.__path__[0]}/{name}.py"
+                module_spec = importlib.util.spec_from_file_location(full, location)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[full] = module
+                module_spec.loader.exec_module(module)
+                setattr(package, name, module)
+            modules[name] = sys.modules[full]
+    finally:  # the placeholder must not outlive the import: diffusers probes for torchvision
+        for name in placeholder:
+            sys.modules.pop(name, None)
     return types.SimpleNamespace(**modules)

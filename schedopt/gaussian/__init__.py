@@ -1,4 +1,5 @@
-"""Closed-form theory for Gaussian data (P0): sampler gains, output moments, KL, asymptotics."""
+"""Closed-form theory for Gaussian data (P0): sampler gains, output moments, KL, asymptotics,
+for the single-step solvers and the multistep ones (DPM-Solver++, UniPC, iPNDM)."""
 
 from .asymptotics import (
     asymptotically_optimal_schedule,
@@ -8,8 +9,15 @@ from .asymptotics import (
     tangent_law,
 )
 from .moments import DIRECTIONS, INITS, OutputMoments, gaussian_kl, kl_per_direction, output_moments
+from .multistep import (
+    AbstractGaussianMultistep,
+    GaussianDPMSolverPP,
+    GaussianDPMSolverPPSDE,
+    GaussianIPNDM,
+    GaussianUniPC,
+)
+from .registry import SOLVERS, solver_from_name
 from .solvers import (
-    SOLVERS,
     AbstractGaussianSolver,
     Ancestral,
     Euler,
@@ -19,7 +27,6 @@ from .solvers import (
     StepGrid,
     ancestral_split,
     sigma_grid,
-    solver_from_name,
     step_grid,
 )
 from .spectrum import Spectrum
@@ -28,10 +35,15 @@ __all__ = [
     "DIRECTIONS",
     "INITS",
     "SOLVERS",
+    "AbstractGaussianMultistep",
     "AbstractGaussianSolver",
     "Ancestral",
     "Euler",
     "EulerMaruyama",
+    "GaussianDPMSolverPP",
+    "GaussianDPMSolverPPSDE",
+    "GaussianIPNDM",
+    "GaussianUniPC",
     "Heun",
     "OutputMoments",
     "Spectrum",

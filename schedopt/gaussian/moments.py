@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._checks import check_choice
-from .solvers import AbstractGaussianSolver, StepGrid, solver_from_name
+from .registry import solver_from_name
+from .solvers import AbstractGaussianSolver, StepGrid
 from .spectrum import Spectrum
 
 INITS = ("exact", "ve", "vp")
@@ -61,7 +61,6 @@ def output_moments(
     solver = solver_from_name(solver)
     check_choice("init", init, INITS)
     c = spectrum.eigenvalues
-    co = solver.coefficients(c, grid)
     s0 = grid.sigmas[0]
     if init == "exact":
         log_w0 = jnp.zeros_like(c)
@@ -70,20 +69,7 @@ def output_moments(
         v0 = s0**2 if init == "ve" else 1.0 + s0**2
         log_w0 = jnp.log(v0) - jnp.log(c + s0**2)
         delta0 = -spectrum.mean
-    mu = spectrum.mean
-
-    def step(carry, k):
-        log_w, delta = carry
-        # steps without noise (q_rel = 0, e.g. EM's last denoise step) skip the log: its
-        # infinite derivative at 0 would make the gradient NaN
-        noisy = co.q_rel[k] > 0
-        log_q = jnp.log(jnp.where(noisy, co.q_rel[k], 1.0))
-        carried = co.log_r[k] + log_w
-        log_w = jnp.where(noisy, jnp.logaddexp(carried, log_q), carried)
-        delta = co.a[k] * delta + co.b[k] * mu
-        return (log_w, delta), None
-
-    (log_w, delta), _ = jax.lax.scan(step, (log_w0, delta0), jnp.arange(co.a.shape[0]))
+    log_w, delta = solver.propagate(c, spectrum.mean, grid, log_w0, delta0)
     s_last = grid.sigmas[-1]
     return OutputMoments(delta, log_w, c + s_last**2)
 

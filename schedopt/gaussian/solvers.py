@@ -33,11 +33,14 @@ from ..schedules.base import AbstractSchedule, grid_times
 class StepGrid(NamedTuple):
     """A sampling grid: noise levels ``sigmas`` (``s_0 > ... > s_N >= 0``) and, when built
     from a schedule, the times ``t`` and ``dlogsnr_dt`` of its schedule points (needed by
-    Euler–Maruyama, whose drift uses the schedule's time derivative)."""
+    Euler–Maruyama, whose drift uses the schedule's time derivative); ``final_zero`` says
+    whether ``s_N = 0`` (multistep solvers take that step as first order; ``None`` when
+    unknown, e.g. a traced list)."""
 
     sigmas: Float[Array, " n+1"]
     t: Float[Array, " m"] | None = None
     dlogsnr_dt: Float[Array, " m"] | None = None
+    final_zero: bool | None = None
 
     @property
     def num_steps(self) -> int:
@@ -56,7 +59,7 @@ def step_grid(schedule: AbstractSchedule, num_steps: int, final: str = "zero") -
     sigmas = jnp.exp(-0.5 * lam)
     if final == "zero":
         sigmas = jnp.concatenate([sigmas, jnp.zeros((1,), sigmas.dtype)])
-    return StepGrid(sigmas=sigmas, t=t, dlogsnr_dt=dlam)
+    return StepGrid(sigmas=sigmas, t=t, dlogsnr_dt=dlam, final_zero=final == "zero")
 
 
 def sigma_grid(sigmas) -> StepGrid:
@@ -78,6 +81,7 @@ def sigma_grid(sigmas) -> StepGrid:
             raise ValueError(f"`sigmas` must be strictly decreasing, got {s.tolist()}")
         if np.any(s[:-1] == 0):
             raise ValueError(f"only the last of `sigmas` may be 0, got {s.tolist()}")
+        return StepGrid(sigmas=sigmas, final_zero=bool(s[-1] == 0))
     return StepGrid(sigmas=sigmas)
 
 
@@ -95,10 +99,33 @@ class AbstractGaussianSolver(eqx.Module):
 
     name: ClassVar[str]
     stochastic: ClassVar[bool] = False
+    multistep: ClassVar[bool] = False
 
     @abc.abstractmethod
     def coefficients(self, c: Float[Array, " d"], grid: StepGrid) -> StepCoefficients:
         """Affine step coefficients, shape ``(num_steps, d)``."""
+
+    def propagate(
+        self, c: Array, mean: Array, grid: StepGrid, log_w0: Array, delta0: Array
+    ) -> tuple[Array, Array]:
+        """``(log w_N, delta_N)``: the output's log variance over the exact marginal's and
+        its mean offset, from the initial ``(log w_0, delta_0)``; chains the affine steps
+        ``delta' = a delta + b mu``, ``w' = r w + q / (c + s'^2)`` in log form."""
+        co = self.coefficients(c, grid)
+
+        def step(carry, k):
+            log_w, delta = carry
+            # steps without noise (q_rel = 0, e.g. EM's last denoise step) skip the log:
+            # its infinite derivative at 0 would make the gradient NaN
+            noisy = co.q_rel[k] > 0
+            log_q = jnp.log(jnp.where(noisy, co.q_rel[k], 1.0))
+            carried = co.log_r[k] + log_w
+            log_w = jnp.where(noisy, jnp.logaddexp(carried, log_q), carried)
+            delta = co.a[k] * delta + co.b[k] * mean
+            return (log_w, delta), None
+
+        (log_w, delta), _ = jax.lax.scan(step, (log_w0, delta0), jnp.arange(co.a.shape[0]))
+        return log_w, delta
 
     def nfe(self, num_steps: int) -> int:
         """Denoiser evaluations for ``num_steps`` steps ending at noise level 0."""
@@ -251,21 +278,3 @@ class EulerMaruyama(AbstractGaussianSolver):
         q = jnp.where(denoise, 0.0, q)
         q_rel = jnp.broadcast_to(q / (c + s_next**2), a.shape)
         return StepCoefficients(a=a, b=b, log_r=_log_r_from_gain(a, c, s, s_next), q_rel=q_rel)
-
-
-SOLVERS: dict[str, type[AbstractGaussianSolver]] = {
-    cls.name: cls for cls in (Euler, Heun, Ancestral, EulerMaruyama)
-}
-
-
-def solver_from_name(name: str, **options) -> AbstractGaussianSolver:
-    """``"euler" | "heun" | "ancestral" | "euler-maruyama"`` to a solver instance.
-
-    >>> solver_from_name("heun")
-    Heun()
-    """
-    if isinstance(name, AbstractGaussianSolver):
-        return name
-    if name not in SOLVERS:
-        raise ValueError(f"`solver` must be one of {', '.join(SOLVERS)}; got solver={name!r}")
-    return SOLVERS[name](**options)

@@ -8,7 +8,8 @@ import equinox as eqx
 
 from .._checks import check_choice, check_positive_int
 from ..gaussian.moments import DIRECTIONS, INITS, gaussian_kl
-from ..gaussian.solvers import AbstractGaussianSolver, Euler, solver_from_name, step_grid
+from ..gaussian.registry import solver_from_name
+from ..gaussian.solvers import AbstractGaussianSolver, Euler, step_grid
 from ..gaussian.spectrum import Spectrum
 from ..schedules.base import FINALS
 from .base import AbstractObjective

@@ -1,38 +1,60 @@
-"""Samplers over a schedule: probability-flow ODE solvers (diffrax), reverse-SDE
-Euler–Maruyama with Gaussian or discrete noise (P2), and DDPM ancestral sampling."""
+"""Samplers over a schedule: probability-flow ODE solvers on diffrax (Euler = DDIM, Heun and
+the other explicit Runge–Kutta methods, DPM-Solver++(2M/3M), UniPC, iPNDM), reverse-SDE
+Euler–Maruyama with Gaussian or discrete noise, DDPM ancestral sampling and
+DPM-Solver++(2M) SDE."""
 
 from __future__ import annotations
 
 from .._checks import check_positive_int
 from .base import INITS, NOISES, AbstractSampler, draw_noise, initial_state
-from .ode import ODE_SOLVERS, ODESampler, ode_solver, probability_flow, solver_nfe
+from .multistep import (
+    IPNDM,
+    MULTISTEP_SOLVERS,
+    UNROLL_MAX_STEPS,
+    AbstractMultistepSolver,
+    DPMSolverPP,
+    DPMSolverPPSDE,
+    ProbabilityFlowTerm,
+    UniPC,
+    UnrolledRungeKutta,
+    unrolled_solve,
+)
+from .ode import ODE_SOLVERS, ODESampler, ode_solver, probability_flow, solver_name, solver_nfe
 from .sde import (
     Ancestral,
+    DPMSolverPP2MSDE,
     EulerMaruyama,
     ReparameterisedNoisePath,
     ancestral,
     ancestral_split,
+    dpmpp_2m_sde,
     euler_maruyama,
 )
 
+#: The stochastic samplers by name.
+SDE_SAMPLERS: dict[str, type[AbstractSampler]] = {
+    "ancestral": Ancestral,
+    "euler-maruyama": EulerMaruyama,
+    "dpmpp-2m-sde": DPMSolverPP2MSDE,
+}
+
 #: Every sampler name :func:`make_sampler` accepts.
-SAMPLERS: tuple[str, ...] = (*ODE_SOLVERS, "ancestral", "euler-maruyama")
+SAMPLERS: tuple[str, ...] = (*ODE_SOLVERS, *SDE_SAMPLERS)
 
 
 def make_sampler(name: str, num_steps: int, **options) -> AbstractSampler:
-    """A sampler by name: an ODE solver name, ``"ancestral"`` or ``"euler-maruyama"``.
+    """A sampler by name: an ODE solver name or a stochastic sampler's
+    (``"ancestral"``, ``"euler-maruyama"``, ``"dpmpp-2m-sde"``).
 
     ``options`` go to the sampler (``final``, ``eta``, ``noise``, ``kappa``, ``process``).
 
-    >>> make_sampler("euler", 10).nfe, make_sampler("heun", 10).nfe
-    (10, 19)
+    >>> make_sampler("euler", 10).nfe, make_sampler("heun", 10).nfe, make_sampler("unipc", 10).nfe
+    (10, 19, 10)
     """
     if name in ODE_SOLVERS:
         return ODESampler(num_steps, name, **options)
-    if name == "ancestral":
-        return Ancestral(num_steps, **options)
-    if name == "euler-maruyama":
-        return EulerMaruyama(num_steps, **options)
+    if name in SDE_SAMPLERS:
+        return SDE_SAMPLERS[name](num_steps, **options)
     raise ValueError(f"`sampler` must be one of {', '.join(SAMPLERS)}; got sampler={name!r}")
 
 
@@ -57,16 +79,28 @@ def sampler_for_nfe(name: str, nfe: int, **options) -> AbstractSampler:
 
 __all__ = [
     "INITS",
+    "IPNDM",
+    "MULTISTEP_SOLVERS",
     "NOISES",
     "ODE_SOLVERS",
     "SAMPLERS",
+    "SDE_SAMPLERS",
+    "UNROLL_MAX_STEPS",
+    "AbstractMultistepSolver",
     "AbstractSampler",
     "Ancestral",
+    "DPMSolverPP",
+    "DPMSolverPP2MSDE",
+    "DPMSolverPPSDE",
     "EulerMaruyama",
     "ODESampler",
+    "ProbabilityFlowTerm",
     "ReparameterisedNoisePath",
+    "UniPC",
+    "UnrolledRungeKutta",
     "ancestral",
     "ancestral_split",
+    "dpmpp_2m_sde",
     "draw_noise",
     "euler_maruyama",
     "initial_state",
@@ -74,5 +108,7 @@ __all__ = [
     "ode_solver",
     "probability_flow",
     "sampler_for_nfe",
+    "solver_name",
     "solver_nfe",
+    "unrolled_solve",
 ]

@@ -1,18 +1,23 @@
-"""Probability-flow ODE samplers on diffrax: Euler (= DDIM), EDM's Heun, and other RK solvers.
+"""Probability-flow ODE samplers on diffrax: Euler (= DDIM), EDM's Heun, the other explicit
+Runge–Kutta solvers and the multistep solvers (DPM-Solver++(2M/3M), UniPC, iPNDM).
 
-The ODE ``dy/ds = (y - D(y; s)) / s`` is solved on the grid ``s_0 > ... > s_{M-1}`` as
-the controlled equation ``dy = f(s(u), y) ds(u)``, where ``s(u)`` is the piecewise-linear
-path through the grid points at ``u = 0, 1, ..., M - 1`` (a ``diffrax.LinearInterpolation``
-of the schedule's noise levels) and diffrax steps ``StepTo(ts=0, 1, ..., M - 1)``. One
-Euler step is then exactly ``y' = y + (s' - s)(y - D)/s`` (DDIM), Heun is EDM's
-Algorithm 1, and every stage of every RK solver sees the noise level its state is at.
-The noise levels travel through ``terms``/``args``, so gradients with respect to the
-schedule's parameters flow through ``diffeqsolve`` (default ``RecursiveCheckpointAdjoint``).
-With ``final="zero"`` the last step to ``s = 0`` is Euler, which returns ``D(y; s_{M-1})``.
+The ODE ``dy/ds = (y - D(y; s)) / s`` is solved on the grid ``s_0 > ... > s_{M-1}`` as the
+term :class:`~schedopt.sampling.multistep.ProbabilityFlowTerm`, ``dy = f(s(u), y) ds(u)``,
+where ``s(u)`` is the piecewise-linear path through the grid points at
+``u = 0, 1, ..., M - 1``, and diffrax steps ``StepTo(ts=0, 1, ..., M - 1)``. One Euler step
+is then exactly ``y' = y + (s' - s)(y - D)/s`` (DDIM), Heun is EDM's Algorithm 1, every
+stage of every RK solver sees the noise level its state is at, and the multistep solvers
+read the levels and the denoiser from the term. The levels travel inside the term, so
+gradients with respect to the schedule's parameters flow (``RecursiveCheckpointAdjoint``
+in ``diffeqsolve``). Grids of at most ``UNROLL_MAX_STEPS`` solver steps are stepped
+unrolled in Python over the solver's ``step`` (fast backward passes on CPU), longer ones
+with ``diffeqsolve``. With ``final="zero"`` the last step to ``s = 0`` is first order for
+every solver: it returns ``D(y; s_{M-1})``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import diffrax
@@ -29,9 +34,17 @@ from .._checks import (
 from ..models.base import AbstractDenoiser
 from ..schedules.base import FINALS, AbstractSchedule, grid_times
 from .base import AbstractSampler, _check_state
+from .multistep import (
+    MULTISTEP_SOLVERS,
+    UNROLL_MAX_STEPS,
+    AbstractMultistepSolver,
+    DPMSolverPPSDE,
+    ProbabilityFlowTerm,
+    unrolled_solve,
+)
 
-#: diffrax solvers by name (explicit Runge–Kutta methods plus Euler).
-ODE_SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
+#: diffrax solvers by name: Euler, explicit Runge–Kutta methods, multistep solvers.
+ODE_SOLVERS: dict[str, Callable[[], diffrax.AbstractSolver]] = {
     "euler": diffrax.Euler,
     "heun": diffrax.Heun,
     "midpoint": diffrax.Midpoint,
@@ -39,14 +52,18 @@ ODE_SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
     "bosh3": diffrax.Bosh3,
     "tsit5": diffrax.Tsit5,
     "dopri5": diffrax.Dopri5,
+    **MULTISTEP_SOLVERS,
 }
 
 
 def ode_solver(solver: str | diffrax.AbstractSolver) -> diffrax.AbstractSolver:
-    """A solver name (see ``ODE_SOLVERS``) or a diffrax ``Euler``/explicit RK instance.
+    """A solver name (see ``ODE_SOLVERS``) or a diffrax ``Euler``, explicit RK or
+    deterministic multistep solver instance.
 
     >>> ode_solver("heun")
     Heun()
+    >>> ode_solver("dpmpp-2m").name
+    'dpmpp-2m'
     """
     if isinstance(solver, str):
         if solver not in ODE_SOLVERS:
@@ -57,12 +74,25 @@ def ode_solver(solver: str | diffrax.AbstractSolver) -> diffrax.AbstractSolver:
         return ODE_SOLVERS[solver]()
     if isinstance(solver, diffrax.Euler):
         return solver
+    if isinstance(solver, AbstractMultistepSolver) and not isinstance(solver, DPMSolverPPSDE):
+        return solver
     if isinstance(solver, diffrax.AbstractRungeKutta) and not _tableau(solver).implicit:
         return solver
     raise ValueError(
-        "`solver` must be diffrax.Euler or an explicit diffrax Runge-Kutta solver, got "
-        f"solver={solver!r}"
+        "`solver` must be diffrax.Euler, an explicit diffrax Runge-Kutta solver or a "
+        f"deterministic multistep solver, got solver={solver!r}"
     )
+
+
+def solver_name(solver: diffrax.AbstractSolver) -> str:
+    """The registry name of an ODE solver instance (``"heun"``, ``"dpmpp-3m"``, ...).
+
+    >>> solver_name(ode_solver("dpmpp-3m")), solver_name(diffrax.Tsit5())
+    ('dpmpp-3m', 'tsit5')
+    """
+    if isinstance(solver, AbstractMultistepSolver):
+        return solver.name
+    return type(solver).__name__.lower()
 
 
 def _tableau(solver):
@@ -80,18 +110,12 @@ def solver_nfe(solver: diffrax.AbstractSolver, num_solver_steps: int) -> int:
     """
     if num_solver_steps == 0:
         return 0
-    if isinstance(solver, diffrax.Euler):
+    if isinstance(solver, (diffrax.Euler, AbstractMultistepSolver)):
         return num_solver_steps
     tableau = _tableau(solver)
     if tableau.fsal:
         return 1 + num_solver_steps * (tableau.num_stages - 1)
     return num_solver_steps * tableau.num_stages
-
-
-def _velocity(u, y, args):
-    denoiser, path = args
-    s = path.evaluate(u)
-    return (y - denoiser(y, s)) / s
 
 
 def probability_flow(
@@ -104,8 +128,9 @@ def probability_flow(
 ) -> Array:
     """Solve the probability-flow ODE through ``noise_levels`` (``s_0 > ... > s_{m-1} > 0``).
 
-    One solver step per interval; with ``to_zero`` a last Euler step to ``s = 0``
-    returns ``D(y; s_{m-1})``. Differentiable with respect to ``noise_levels``.
+    One solver step per interval (unrolled for at most ``UNROLL_MAX_STEPS`` intervals,
+    else ``diffeqsolve``); with ``to_zero`` a last first-order step to ``s = 0`` returns
+    ``D(y; s_{m-1})``. Differentiable with respect to ``noise_levels``.
 
     >>> from schedopt.models import GaussianDenoiser
     >>> y = probability_flow(GaussianDenoiser(jnp.ones(1)), jnp.array([2.0]), jnp.ones((1, 1)),
@@ -123,17 +148,18 @@ def probability_flow(
         check_strictly_decreasing("noise_levels", levels)
     m = levels.shape[0]
     y = y0
-    if m > 1:
+    term = ProbabilityFlowTerm(denoiser, levels, total_steps=m - 1 + int(to_zero))
+    if 1 < m <= UNROLL_MAX_STEPS + 1:
+        y = unrolled_solve(solver, term, y0, m - 1)
+    elif m > 1:
         ts = jnp.arange(m, dtype=y0.dtype)
-        path = diffrax.LinearInterpolation(ts=ts, ys=levels)
         sol = diffrax.diffeqsolve(
-            diffrax.ControlTerm(_velocity, path),
+            term,
             solver,
             t0=ts[0],
             t1=ts[-1],
             dt0=None,
             y0=y0,
-            args=(denoiser, path),
             stepsize_controller=diffrax.StepTo(ts=ts),
             saveat=diffrax.SaveAt(t1=True),
             max_steps=m - 1,
@@ -149,7 +175,8 @@ class ODESampler(AbstractSampler):
 
     ``"euler"`` equals DDIM (``N`` NFE); ``"heun"`` is EDM's second-order sampler with a
     plain Euler last step to 0 (``2N - 1`` NFE); ``"midpoint"``, ``"ralston"``, ``"bosh3"``,
-    ``"tsit5"``, ``"dopri5"`` or any explicit diffrax RK solver also work.
+    ``"tsit5"``, ``"dopri5"`` or any explicit diffrax RK solver also work, and the
+    multistep ``"dpmpp-2m"``, ``"dpmpp-3m"``, ``"unipc"``, ``"ipndm"`` (``N`` NFE each).
 
     >>> import jax
     >>> from schedopt.models import GaussianDenoiser

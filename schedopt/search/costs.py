@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..gaussian.moments import OutputMoments, kl_per_direction
-from ..gaussian.solvers import StepGrid, solver_from_name
+from ..gaussian.registry import solver_from_name
+from ..gaussian.solvers import StepGrid
 from ..gaussian.spectrum import Spectrum
 
 
@@ -41,6 +42,12 @@ def gaussian_step_costs(spectrum: Spectrum, teacher_sigmas, solver="euler", dire
     True
     """
     solver = solver_from_name(solver)
+    if solver.multistep:
+        raise ValueError(
+            f"`solver` must be a single-step solver for per-step Gaussian KL costs, got the "
+            f"multistep {solver.name!r}: its steps depend on the ones before, so a step's KL "
+            "is not a function of its two levels; fit it with `GaussianKL` instead"
+        )
     if solver.stochastic:
         raise ValueError(
             f"`solver` must be deterministic for per-step Gaussian KL costs, got {solver.name!r};"

@@ -130,6 +130,9 @@ def test_heun_is_edm_algorithm_1(final):
 
 
 ORDERS = {"euler": 1, "heun": 2, "midpoint": 2, "ralston": 2, "bosh3": 3, "tsit5": 4, "dopri5": 4}
+# Multistep solvers start with a first-order step (and UniPC ends with one on a final="min"
+# grid); one step's local error O(h^2) bounds their global order by 2 whatever their own.
+ORDERS.update({"dpmpp-2m": 2, "dpmpp-3m": 2, "unipc": 2, "ipndm": 2})
 
 
 @pytest.mark.slow
@@ -180,8 +183,12 @@ def test_nfe_counts_denoiser_calls(solver, final):
     "solver",
     [
         "heun",
+        "dpmpp-2m",
         pytest.param("euler", marks=pytest.mark.slow),
         pytest.param("tsit5", marks=pytest.mark.slow),
+        pytest.param("dpmpp-3m", marks=pytest.mark.slow),
+        pytest.param("unipc", marks=pytest.mark.slow),
+        pytest.param("ipndm", marks=pytest.mark.slow),
     ],
 )
 def test_gradient_wrt_schedule_matches_finite_differences(solver):
