@@ -57,7 +57,7 @@ from schedopt.metrics import frechet_distance, mmd, sliced_wasserstein, spearman
 from schedopt.models import GaussianDenoiser, GaussianMixtureDenoiser
 from schedopt.objectives import MMD, Frechet, GaussianKL, SlicedWasserstein, TrajectoryMatching
 from schedopt.optimize import OptimizationError, optimize
-from schedopt.sampling import make_sampler
+from schedopt.sampling import SAMPLERS, make_sampler, sampler_for_nfe
 from schedopt.schedules import EDM, MonotoneCubic, Tabulated, grid
 from schedopt.score_optimal import CorrectorCost, CostTable
 from schedopt.search import (
@@ -70,7 +70,7 @@ from schedopt.search import (
 
 OUT = Path(__file__).parent / "out" / "sweep"
 TARGETS = ("digits-gaussian", "ring", "gmm64", "digits-model")
-SOLVERS = ("euler", "heun", "euler-maruyama")
+SOLVERS = ("euler", "heun", "euler-maruyama")  # the default set; --solvers takes any sampler
 NFES = (3, 4, 5, 6, 8, 10, 15, 20, 50)
 SAMPLE_OBJECTIVES = ("trajectory", "mmd", "sliced-w2", "frechet")
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
@@ -159,8 +159,12 @@ def sample_metrics(target: Target, x: np.ndarray, key) -> dict[str, float]:
 
 
 def num_steps_for(solver: str, nfe: int) -> int:
-    """Steps within an NFE budget: Heun ``2N - 1``, Euler and EM ``N``."""
-    return (nfe + 1) // 2 if solver == "heun" else nfe
+    """Steps within an NFE budget: Heun ``2N - 1``, Euler, EM and the multistep solvers ``N``
+    (0 when the budget buys no step)."""
+    try:
+        return sampler_for_nfe(solver, nfe).num_steps
+    except ValueError:
+        return 0
 
 
 def trailing_schedule(num_steps: int):
@@ -243,7 +247,9 @@ def cell_schedules(target, solver, n, args, teacher, fixed) -> tuple[dict, dict]
         out[name], seconds[name] = schedule, 0.0
     if n >= 2:
         out["trailing"], seconds["trailing"] = trailing_schedule(n), 0.0
-        cost_solver = "euler" if solver == "euler-maruyama" else solver
+        # a step's exact KL exists for single-step solvers only; the others (EM, the multistep
+        # solvers, whose first step is Euler) search with Euler's costs
+        cost_solver = solver if solver in ("euler", "heun") else "euler"
         start = time.perf_counter()
         cost = gaussian_step_costs(target.spectrum, teacher, cost_solver)
         out["dp-kl"] = schedule_from_sigmas(dp_search(teacher, cost, n).sigmas)
@@ -548,7 +554,7 @@ def main(argv=None):
         args.seeds, args.batch, args.iterations = 1, 256, 20
         args.objective_iterations, args.objective_batch, args.cost_samples = 3, 64, 128
     args.targets = _choices("--targets", args.targets, TARGETS)
-    args.solvers = _choices("--solvers", args.solvers, SOLVERS)
+    args.solvers = _choices("--solvers", args.solvers, SAMPLERS)
     args.objectives = (
         _choices("--objectives", args.objectives, SAMPLE_OBJECTIVES) if args.objectives else []
     )

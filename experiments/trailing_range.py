@@ -42,6 +42,7 @@ from nfe_sweep import (
 )
 
 from schedopt.io import atomic_write_bytes
+from schedopt.sampling import SAMPLERS
 from schedopt.schedules import EDM, grid
 from schedopt.search import schedule_from_sigmas
 
@@ -125,7 +126,7 @@ def main(argv=None):
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     args.targets = _choices("--targets", args.targets, TARGETS)
-    args.solvers = _choices("--solvers", args.solvers, SOLVERS)
+    args.solvers = _choices("--solvers", args.solvers, SAMPLERS)
     args.nfe = _ints("--nfe", args.nfe)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,9 @@ def add_arguments(group) -> None:
     group.add_argument("--noise", default="gaussian", choices=NOISES, help="SDE sampler noise")
     group.add_argument("--kappa", type=float, default=1.0, help="euler-maruyama noise variance")
     group.add_argument("--process", default="vp", choices=("vp", "ve"), help="euler-maruyama SDE")
-    group.add_argument("--eta", type=float, default=1.0, help="ancestral sampler eta")
+    group.add_argument(
+        "--eta", type=float, default=1.0, help="ancestral and dpmpp-2m-sde samplers' eta"
+    )
 
 
 def load_oracle(args):
@@ -59,7 +61,7 @@ def build_sampler(args):
     options = {"final": args.final}
     if args.solver == "euler-maruyama":
         options.update(process=args.process, noise=args.noise, kappa=args.kappa)
-    elif args.solver == "ancestral":
+    elif args.solver in ("ancestral", "dpmpp-2m-sde"):
         options.update(eta=args.eta, noise=args.noise)
     return make_sampler(args.solver, args.nfe, **options)
 
