@@ -42,15 +42,12 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-import os
 from typing import Any
 
 import numpy as np
 
 from .._checks import check_choice
-from ..io.card import make_card
-from ..io.export import card_from_sigmas, load_source, model_grid
-from ..schedules.base import AbstractSchedule
+from ..io.export import as_card, model_grid
 from ..schedules.tabulated import Tabulated
 
 KINDS = ("vp", "ve", "flow")
@@ -165,25 +162,6 @@ def takes_schedule(scheduler) -> bool:
     if kind == "ve":
         return name in RAMP_VE
     return name in FLOW_SIGMAS and not scheduler.config.get("invert_sigmas", False)
-
-
-def _as_card(schedule, num_steps: int | None) -> dict:
-    if isinstance(schedule, dict):
-        return schedule
-    if isinstance(schedule, (str, os.PathLike)):
-        return load_source(schedule)
-    if isinstance(schedule, AbstractSchedule):
-        return make_card(schedule, num_steps=num_steps or 10)
-    try:
-        values = np.asarray(schedule, dtype=np.float64)
-    except (TypeError, ValueError):
-        values = None
-    if values is None or values.ndim != 1:
-        raise ValueError(
-            "`schedule` must be a card, a path (run directory, card, sigma file), a schedopt "
-            f"schedule or a sigma list ending in 0; got {type(schedule).__name__}"
-        )
-    return card_from_sigmas(values)
 
 
 def _card_solver(card: dict) -> str | None:
@@ -321,7 +299,7 @@ def apply_schedule(
         raise ValueError(
             f"`target` must be a diffusers scheduler or pipeline, got {type(target).__name__}"
         )
-    card = _as_card(schedule, num_steps)
+    card = as_card(schedule, num_steps)
     kind = scheduler_kind(scheduler)
     notes: list[str] = []
     if kind == "flow" and endpoints is not None:

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import check_choice, check_positive_int, check_sigma_range
+from ..schedules.base import AbstractSchedule
 from ..schedules.processes import PROCESSES
 from ..schedules.tabulated import Tabulated
 from .atomic import atomic_write_bytes, atomic_write_json
@@ -355,6 +356,33 @@ def load_source(path: str | os.PathLike, *, process: str | None = None) -> dict:
     return card
 
 
+def as_card(schedule, num_steps: int | None = None) -> dict:
+    """A card from anything the integrations accept as a schedule.
+
+    A card (returned as is), a path (:func:`load_source`), a schedopt schedule (a card of
+    ``num_steps``, default 10, VE) or a sigma list ending in 0 (:func:`card_from_sigmas`).
+
+    >>> as_card([4.0, 1.0, 0.0])["grid"]["num_steps"]
+    2
+    """
+    if isinstance(schedule, dict):
+        return schedule
+    if isinstance(schedule, (str, os.PathLike)):
+        return load_source(schedule)
+    if isinstance(schedule, AbstractSchedule):
+        return make_card(schedule, num_steps=num_steps or 10)
+    try:
+        values = np.asarray(schedule, dtype=np.float64)
+    except (TypeError, ValueError):
+        values = None
+    if values is None or values.ndim != 1:
+        raise ValueError(
+            "`schedule` must be a card, a path (run directory, card, sigma file), a schedopt "
+            f"schedule or a sigma list ending in 0; got {type(schedule).__name__}"
+        )
+    return card_from_sigmas(values)
+
+
 # ---- files ------------------------------------------------------------------------------
 
 
@@ -432,6 +460,7 @@ def default_output(
 __all__ = [
     "FORMATS",
     "MODELS",
+    "as_card",
     "card_from_sigmas",
     "comfyui_sigmas",
     "default_output",
