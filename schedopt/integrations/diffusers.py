@@ -11,7 +11,8 @@ closed-form Gaussian model: :mod:`schedopt.integrations.diffusers_support`).
   ``DPMSolverMultistepScheduler``, ``DPMSolverSinglestepScheduler``, ``DDPMScheduler``,
   ``LCMScheduler`` and ``TCDScheduler``;
 - ``sigmas=`` as the ramp that ``EDMEulerScheduler`` turns back into the card's levels
-  (it reads ``sigmas`` as a position in ``[0, 1]`` of its Karras or exponential schedule);
+  (it reads ``sigmas`` as positions in ``[0, 1]`` of its Karras schedule; its exponential
+  schedule uses only their number, so a copy is set to ``sigma_schedule="karras"``);
 - ``sigmas=`` as ``N`` flow sigmas ``s / (1 + s)`` without the final 0 (which they append)
   for ``FlowMatchEulerDiscreteScheduler`` and flow-mode ``UniPCMultistepScheduler``, with
   their shift disabled (``shift="disable"``: a copy with ``shift=1`` and no dynamic
@@ -110,6 +111,8 @@ _NEUTRAL = {
     "final_sigmas_type": "zero",
     "shift_terminal": None,
     "stochastic_sampling": False,
+    # EDMEulerScheduler's exponential schedule uses only len(sigmas), never their values
+    "sigma_schedule": "karras",
 }
 
 
@@ -260,13 +263,10 @@ def _flow(scheduler, card, num_steps, shift, mu, notes):
 
 
 def _ramp(scheduler, levels: np.ndarray) -> np.ndarray:
-    """The ``[0, 1]`` positions whose EDM-scheduler sigma is each level (Karras or exponential)."""
+    """The ``[0, 1]`` positions whose Karras sigma (EDM schedulers' ``rho`` ramp) is each level."""
     cfg = scheduler.config
-    lo, hi = cfg.sigma_min, cfg.sigma_max
-    if cfg.sigma_schedule == "exponential":
-        return (np.log(levels) - math.log(hi)) / (math.log(lo) - math.log(hi))
     inv = 1.0 / cfg.rho
-    return (levels**inv - hi**inv) / (lo**inv - hi**inv)
+    return (levels**inv - cfg.sigma_max**inv) / (cfg.sigma_min**inv - cfg.sigma_max**inv)
 
 
 def apply_schedule(
@@ -325,7 +325,7 @@ def apply_schedule(
             "sigmas": torch.tensor(_ramp(scheduler, np.asarray(levels[:-1])), dtype=torch.float64)
         }
         notes.append(
-            f"sigmas=: the ramp in [0, 1] that {name}'s {cfg.sigma_schedule} schedule maps onto "
+            f"sigmas=: the ramp in [0, 1] that {name}'s Karras schedule maps onto "
             f"the card's levels (rescaled or clipped into [{cfg.sigma_min:g}, {cfg.sigma_max:g}])"
         )
     else:

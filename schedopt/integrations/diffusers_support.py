@@ -51,6 +51,7 @@ SD15 = {
     "prediction_type": "epsilon",
 }
 EDM_VE = {"sigma_min": 0.002, "sigma_max": 80.0, "sigma_data": 0.5, "rho": 7.0}
+EDM_EXP = dict(EDM_VE, sigma_schedule="exponential")  # CosXL's
 SD3 = {"num_train_timesteps": 1000, "shift": 3.0}
 FLUX = {
     "num_train_timesteps": 1000,
@@ -68,7 +69,14 @@ WAN = {
     "flow_shift": 3.0,
     "prediction_type": "flow_prediction",
 }
-CONFIGS = {"SD1.5 VP": SD15, "EDM VE": EDM_VE, "SD3 flow": SD3, "Flux flow": FLUX, "Wan flow": WAN}
+CONFIGS = {
+    "SD1.5 VP": SD15,
+    "EDM VE": EDM_VE,
+    "EDM VE exponential": EDM_EXP,
+    "SD3 flow": SD3,
+    "Flux flow": FLUX,
+    "Wan flow": WAN,
+}
 
 ROWS = [
     ("SD1.5 VP", name)
@@ -93,6 +101,7 @@ ROWS = [
     )
 ] + [
     ("EDM VE", "EDMEulerScheduler"),
+    ("EDM VE exponential", "EDMEulerScheduler"),
     ("EDM VE", "EDMDPMSolverMultistepScheduler"),
     ("SD3 flow", "FlowMatchEulerDiscreteScheduler"),
     ("SD3 flow", "FlowMatchHeunDiscreteScheduler"),
@@ -238,11 +247,22 @@ def probe(config_name: str, class_name: str, argument: str, num_steps: int = NUM
     expected = export["sigmas"][:-1]
     if argument not in inspect.signature(scheduler.set_timesteps).parameters:
         return Result(False, f"no {argument}= argument")
+    extra = {"mu": mu} if mu is not None else {}
     try:
-        scheduler.set_timesteps(**{argument: value}, **({"mu": mu} if mu is not None else {}))
+        scheduler.set_timesteps(**{argument: value}, **extra)
         return run_and_check(scheduler, expected, model_calls(class_name, num_steps))
     except Exception as e:  # noqa: BLE001 - any failure inside diffusers is a table cell
-        return _failure(e)
+        first = _failure(e)
+    if argument != "sigmas":
+        return first
+    import torch  # a list failed: the same values as a tensor, as its signature also allows
+
+    try:
+        scheduler.set_timesteps(sigmas=torch.tensor(value, dtype=torch.float64), **extra)
+        second = run_and_check(scheduler, expected, model_calls(class_name, num_steps))
+    except Exception as e:  # noqa: BLE001
+        second = _failure(e)
+    return Result(second.ok, f"list: {first.text}; as a tensor: {second.text}")
 
 
 def support_rows(num_steps: int = NUM_STEPS) -> list[tuple[str, str, dict[str, Result]]]:
