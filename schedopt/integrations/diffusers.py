@@ -13,11 +13,13 @@ closed-form Gaussian model: :mod:`schedopt.integrations.diffusers_support`).
 - ``sigmas=`` as the ramp that ``EDMEulerScheduler`` turns back into the card's levels
   (it reads ``sigmas`` as positions in ``[0, 1]`` of its Karras schedule; its exponential
   schedule uses only their number, so a copy is set to ``sigma_schedule="karras"``);
-- ``sigmas=`` as ``N`` flow sigmas ``s / (1 + s)`` without the final 0 (which they append)
-  for ``FlowMatchEulerDiscreteScheduler`` and flow-mode ``UniPCMultistepScheduler``, with
-  their shift disabled (``shift="disable"``: a copy with ``shift=1`` and no dynamic
-  shifting) or pre-compensated (``shift="compensate"``: sigmas that the scheduler's own
-  shift maps onto the card's; dynamic shifting needs its ``mu``);
+- ``sigmas=`` as ``N`` flow sigmas ``s / (1 + s)`` without the final 0 (which it appends)
+  for ``FlowMatchEulerDiscreteScheduler``, with its shift disabled (``shift="disable"``: a
+  copy with ``shift=1`` and no dynamic shifting) or pre-compensated
+  (``shift="compensate"``: sigmas that its own shift maps onto the card's; dynamic
+  shifting needs its ``mu``). Flow-mode ``UniPCMultistepScheduler`` rounds the timesteps
+  its model sees down to integers and flow-mode ``DPMSolverMultistepScheduler`` ignores
+  ``timesteps=``: both are swapped for it;
 - any other scheduler is swapped for a compatible one of the same kind (the card's solver
   where diffusers has one that takes a schedule: ``heun``, ``dpmpp-2m``, ``ancestral``;
   else Euler), from its own config, with a note saying so; ``swap=False`` refuses instead.
