@@ -17,6 +17,8 @@ from .card import (
 )
 from .checkpoint import OptimizationCheckpointer, RestoredState, load_schedule, save_schedule
 from .convert import (
+    check_final_zero_grid,
+    fit_noise_levels,
     from_process,
     grid_for_discrete_model,
     grid_from_discrete_model,
@@ -27,12 +29,16 @@ from .convert import (
 )
 from .export import (
     FORMATS,
+    as_card,
+    card_from_sigmas,
     comfyui_sigmas,
     diffusers_schedule,
     export,
     kdiffusion_sigmas,
     load_source,
+    model_grid,
     numpy_arrays,
+    read_sigmas,
 )
 
 _LAZY = {"NoiseSchedule", "ScheduleConstant"}
@@ -53,13 +59,17 @@ __all__ = [
     "OptimizationCheckpointer",
     "RestoredState",
     "ScheduleConstant",
+    "as_card",
     "atomic_write_bytes",
     "atomic_write_json",
+    "card_from_sigmas",
     "card_process",
     "card_schedule",
+    "check_final_zero_grid",
     "comfyui_sigmas",
     "diffusers_schedule",
     "export",
+    "fit_noise_levels",
     "from_process",
     "grid_for_discrete_model",
     "grid_from_discrete_model",
@@ -68,8 +78,10 @@ __all__ = [
     "load_schedule",
     "load_source",
     "make_card",
+    "model_grid",
     "noise_levels_to_timesteps",
     "numpy_arrays",
+    "read_sigmas",
     "regrid_card",
     "rescale_noise_levels",
     "save_card",

@@ -9,9 +9,13 @@ model's table (:class:`~schedopt.schedules.Tabulated`) and
 :func:`timesteps_to_noise_levels` goes back.
 
 When the grid's range differs from the target model's (EDM's ``[0.002, 80]`` against
-Stable Diffusion's ``[0.029, 14.6]``), ``endpoints="clip"`` keeps the noise levels and
-clips them to the target's range, while ``endpoints="rescale"`` maps ``log s`` affinely
-onto the target's range, keeping the schedule's shape (:func:`rescale_noise_levels`).
+Stable Diffusion's ``[0.029, 14.6]``), :func:`fit_noise_levels` either maps ``log s``
+affinely onto the target's range, keeping the schedule's shape and all its steps
+(``endpoints="rescale"``, the default everywhere, :func:`rescale_noise_levels`), or keeps
+the noise levels and clips them to the range (``endpoints="clip"``). Clipping that would
+put two levels on the same end (a zero-length step, which k-diffusion's multistep samplers
+turn into NaN) is refused with an error naming the levels and the range; so is any grid
+whose steps are not strictly decreasing (:func:`check_final_zero_grid`).
 
 >>> from schedopt.schedules import EDM, Tabulated, grid
 >>> sd = Tabulated.scaled_linear()
@@ -113,6 +117,84 @@ def rescale_noise_levels(
     return out
 
 
+def check_final_zero_grid(name: str, noise_levels: ArrayLike) -> np.ndarray:
+    """Return a ``final="zero"`` grid as float64, or raise naming the first bad step.
+
+    The grid must be ``N >= 1`` finite, strictly decreasing positive levels followed by one
+    0: a repeated level is a zero-length step (multistep samplers divide by its length) and
+    a rising one runs the sampler backwards.
+
+    >>> check_final_zero_grid("sigmas", [2.0, 1.0, 0.0]).tolist()
+    [2.0, 1.0, 0.0]
+    """
+    s = _levels(name, noise_levels, allow_zero=True)
+    if s.size < 2 or s[-1] != 0 or np.any(s[:-1] <= 0):
+        raise ValueError(
+            f"`{name}` must be a final='zero' grid: positive levels then one 0, got "
+            f"{s.tolist()!r:.200}"
+        )
+    steps = np.diff(s)
+    if np.any(steps >= 0):
+        i = int(np.argmax(steps >= 0))
+        kind = "zero-length" if steps[i] == 0 else "increasing"
+        raise ValueError(
+            f"`{name}` has a {kind} step: {name}[{i}]={float(s[i])!r} is followed by "
+            f"{name}[{i + 1}]={float(s[i + 1])!r} (its {s.size - 1} steps must strictly "
+            "decrease)"
+        )
+    return s
+
+
+def fit_noise_levels(
+    noise_levels: ArrayLike,
+    target_range: tuple[float, float],
+    *,
+    endpoints: str = "rescale",
+    source_range: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Fit a ``final="zero"`` grid into a model's noise range ``target_range``.
+
+    ``endpoints="rescale"`` maps ``log s`` affinely from ``source_range`` (default: the
+    grid's own first and last positive levels) onto ``target_range``: same shape, all
+    steps kept. ``endpoints="clip"`` keeps the levels and clips them into the range; when
+    that would repeat a level (two levels beyond the same end: a zero-length step) it
+    raises, naming the levels and the range, instead of returning a silently degenerate
+    grid.
+
+    >>> fit_noise_levels([80.0, 1.0, 0.002, 0.0], (0.02, 20.0)).round(4).tolist()
+    [20.0, 1.1493, 0.02, 0.0]
+    >>> fit_noise_levels([15.0, 1.0, 0.03, 0.0], (0.02, 20.0), endpoints="clip").tolist()
+    [15.0, 1.0, 0.03, 0.0]
+    """
+    check_choice("endpoints", endpoints, ENDPOINTS)
+    s = check_final_zero_grid("noise_levels", noise_levels)
+    lo, hi = check_sigma_range(*target_range)
+    if endpoints == "rescale":
+        if source_range is None:
+            source_range = (s[-2], s[0]) if s.size > 2 else (s[0] / 2.0, s[0])
+        out = rescale_noise_levels(s, source_range, (lo, hi))
+        out[:-1] = np.clip(out[:-1], lo, hi)  # a source range a rounding inside the grid's
+    else:
+        out = np.append(np.clip(s[:-1], lo, hi), 0.0)
+        for side, beyond in (("above", s[:-1] > hi), ("below", s[:-1] < lo)):
+            clipped = s[:-1][beyond]
+            end = hi if side == "above" else lo
+            at_end = clipped.size + int(np.any(s[:-1] == end))
+            if at_end > 1:
+                raise ValueError(
+                    f"endpoints='clip': the noise levels {_short(clipped)} lie {side} the "
+                    f"model's range [{lo:.6g}, {hi:.6g}]; clipped to {end:.6g} they would give "
+                    f"{at_end - 1} zero-length step(s). Use endpoints='rescale' (keeps all "
+                    "steps), fewer steps, or a schedule within the range"
+                )
+    return check_final_zero_grid("noise_levels", out)
+
+
+def _short(values: np.ndarray) -> str:
+    shown = ", ".join(f"{v:.6g}" for v in values[:4])
+    return shown + (f", ... ({values.size} levels)" if values.size > 4 else "")
+
+
 def noise_levels_to_timesteps(
     noise_levels: ArrayLike, table: Tabulated, *, rounding: str = "distinct"
 ) -> np.ndarray:
@@ -210,42 +292,38 @@ def grid_for_discrete_model(
     noise_levels: ArrayLike,
     table: Tabulated,
     *,
-    endpoints: str = "clip",
+    endpoints: str = "rescale",
     source_range: tuple[float, float] | None = None,
 ) -> dict:
     """A ``final="zero"`` grid (``N`` levels, then 0) expressed for a discrete model.
 
-    Returns ``timesteps`` (``N`` distinct decreasing integers), ``fractional_timesteps``,
-    ``sigmas`` (the table's noise levels at the integer timesteps, then 0: what the model
-    actually sees) and ``target_noise_levels`` (the requested levels after clipping or
-    rescaling, then 0). ``endpoints="rescale"`` needs ``source_range``, the schedule's
-    ``(sigma_min, sigma_max)``.
+    The levels are first fitted into the table's range (:func:`fit_noise_levels`;
+    ``source_range`` defaults to the grid's own ends), then given distinct integer
+    timesteps. Returns ``timesteps`` (``N`` distinct decreasing integers),
+    ``fractional_timesteps`` (of the fitted levels), ``sigmas`` (the table's noise levels at
+    the integer timesteps, then 0: what the model actually sees) and
+    ``target_noise_levels`` (the fitted levels, then 0). More than ``K`` steps cannot have
+    distinct timesteps and are refused.
 
     >>> from schedopt.schedules import EDM, grid
-    >>> out = grid_for_discrete_model(grid(EDM(), 4), Tabulated.scaled_linear(),
-    ...                               endpoints="rescale", source_range=(0.002, 80.0))
+    >>> out = grid_for_discrete_model(grid(EDM(), 4), Tabulated.scaled_linear())
     >>> out["timesteps"]
     [999, 758, 258, 0]
     """
-    check_choice("endpoints", endpoints, ENDPOINTS)
-    s = _levels("noise_levels", noise_levels, allow_zero=True)
-    if s[-1] != 0 or np.any(s[:-1] <= 0):
+    s = check_final_zero_grid("noise_levels", noise_levels)
+    if s.size - 1 > table.num_timesteps:
         raise ValueError(
-            "`noise_levels` must be a final='zero' grid: positive levels then one 0, got "
-            f"{s.tolist()!r:.200}"
+            f"a {s.size - 1}-step grid cannot have distinct timesteps on a "
+            f"{table.num_timesteps}-timestep model; use num_steps <= {table.num_timesteps}"
         )
-    lo, hi = table_range(table)
-    if endpoints == "rescale":
-        if source_range is None:
-            raise ValueError("endpoints='rescale' needs source_range=(sigma_min, sigma_max)")
-        s = rescale_noise_levels(s, source_range, (lo, hi))
-    points = np.clip(s[:-1], lo, hi)
+    fitted = fit_noise_levels(s, table_range(table), endpoints=endpoints, source_range=source_range)
+    points = fitted[:-1]
     ints = noise_levels_to_timesteps(points, table, rounding="distinct")
     return {
         "timesteps": ints.tolist(),
         "fractional_timesteps": noise_levels_to_timesteps(points, table, rounding="none").tolist(),
         "sigmas": timesteps_to_noise_levels(ints, table).tolist() + [0.0],
-        "target_noise_levels": points.tolist() + [0.0],
+        "target_noise_levels": fitted.tolist(),
     }
 
 
@@ -253,23 +331,23 @@ def grid_from_discrete_model(
     timesteps: ArrayLike,
     table: Tabulated,
     *,
-    endpoints: str = "clip",
     target_range: tuple[float, float] | None = None,
+    endpoints: str = "rescale",
 ) -> np.ndarray:
     """The way back: a discrete model's timesteps as a ``final="zero"`` noise-level grid.
 
-    With ``endpoints="rescale"``, ``log s`` is mapped from the table's range onto
-    ``target_range`` (the inverse of the rescaling in :func:`grid_for_discrete_model`).
+    Without ``target_range`` the levels are the table's own. With it they are fitted into
+    ``target_range`` like :func:`fit_noise_levels` (``"rescale"`` maps ``log s`` from the
+    table's range onto it: the inverse of :func:`grid_for_discrete_model`'s rescaling).
 
     >>> sd = Tabulated.scaled_linear()
-    >>> np.round(grid_from_discrete_model([999, 0], sd, endpoints="rescale",
-    ...                                    target_range=(0.002, 80.0)), 4).tolist()
+    >>> np.round(grid_from_discrete_model([999, 0], sd, target_range=(0.002, 80.0)), 4).tolist()
     [80.0, 0.002, 0.0]
     """
     check_choice("endpoints", endpoints, ENDPOINTS)
     levels = np.append(timesteps_to_noise_levels(timesteps, table), 0.0)
-    if endpoints == "rescale":
-        if target_range is None:
-            raise ValueError("endpoints='rescale' needs target_range=(sigma_min, sigma_max)")
-        levels = rescale_noise_levels(levels, table_range(table), target_range)
-    return levels
+    if target_range is None:
+        return levels
+    return fit_noise_levels(
+        levels, target_range, endpoints=endpoints, source_range=table_range(table)
+    )

@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schedopt.io.convert import (
+    check_final_zero_grid,
     distinct_decreasing_integers,
+    fit_noise_levels,
     from_process,
     grid_for_discrete_model,
     grid_from_discrete_model,
@@ -111,7 +113,7 @@ def test_distinct_rounding_is_valid_and_l1_optimal(values):
 
 def test_edm_grid_to_stable_diffusion_and_back_clip():
     levels = np.asarray(grid(EDM(sigma_min=0.03, sigma_max=14.0), 12))
-    out = grid_for_discrete_model(levels, SD)
+    out = grid_for_discrete_model(levels, SD, endpoints="clip")  # inside SD's range: kept
     ts = out["timesteps"]
     assert len(ts) == 12 and ts == sorted(set(ts), reverse=True)
     assert out["sigmas"][-1] == 0.0 and len(out["sigmas"]) == 13
@@ -124,16 +126,65 @@ def test_edm_grid_to_stable_diffusion_and_back_clip():
     np.testing.assert_allclose(frac_back, levels[:-1], rtol=1e-9)
 
 
-def test_edm_range_is_clipped_or_rescaled():
+def test_edm_range_is_rescaled_by_default_and_clipping_it_is_refused():
     levels = np.asarray(grid(EDM(), 10), dtype=np.float64)
-    clipped = grid_for_discrete_model(levels, SD)
-    assert clipped["timesteps"][0] == 999 and clipped["timesteps"][-1] == 0
-    assert max(clipped["target_noise_levels"]) == pytest.approx(14.6146, rel=1e-4)
-    rescaled = grid_for_discrete_model(levels, SD, endpoints="rescale", source_range=(0.002, 80.0))
+    with pytest.raises(
+        ValueError, match=r"lie above the model.s range \[0.0291672, 14.6146\]"
+    ) as e:
+        grid_for_discrete_model(levels, SD, endpoints="clip")
+    assert "80," in str(e.value) and "zero-length" in str(e.value)
+    rescaled = grid_for_discrete_model(levels, SD)  # default: the grid's own range
+    assert rescaled == grid_for_discrete_model(levels, SD, source_range=(levels[-2], levels[0]))
+    assert rescaled["timesteps"][0] == 999 and rescaled["timesteps"][-1] == 0
     back = grid_from_discrete_model(
-        rescaled["fractional_timesteps"], SD, endpoints="rescale", target_range=(0.002, 80.0)
+        rescaled["fractional_timesteps"], SD, target_range=(levels[-2], levels[0])
     )
     np.testing.assert_allclose(back, levels, rtol=1e-6)
+    np.testing.assert_allclose(
+        grid_from_discrete_model([999, 0], SD), [*table_range(SD)[::-1], 0.0], rtol=1e-12
+    )
+
+
+def test_the_exported_sigmas_are_the_timesteps_grid():
+    levels = np.asarray(grid(EDM(), 12), dtype=np.float64)
+    out = grid_for_discrete_model(levels, SD)
+    table = np.sqrt((1 - sd_alphas_cumprod()) / sd_alphas_cumprod())
+    np.testing.assert_allclose(out["sigmas"][:-1], table[out["timesteps"]], rtol=1e-6)
+
+
+def test_clip_keeps_levels_inside_the_range_and_one_beyond_each_end():
+    s = np.array([20.0, 5.0, 1.0, 0.01, 0.0])
+    np.testing.assert_array_equal(
+        fit_noise_levels(s, (0.03, 14.0), endpoints="clip"), [14.0, 5.0, 1.0, 0.03, 0.0]
+    )
+    with pytest.raises(ValueError, match=r"0.02, 0.01 lie below the model's range \[0.03, 14\]"):
+        fit_noise_levels([5.0, 0.02, 0.01, 0.0], (0.03, 14.0), endpoints="clip")
+    with pytest.raises(ValueError, match="1 zero-length"):  # one clipped onto a level at the end
+        fit_noise_levels([20.0, 14.0, 1.0, 0.0], (0.03, 14.0), endpoints="clip")
+
+
+@given(st.integers(1, 30), st.floats(0.5, 3.0))
+def test_rescaled_levels_fill_the_range_and_strictly_decrease(n, rho):
+    levels = np.asarray(grid(EDM(rho=rho), n), dtype=np.float64)
+    source = (0.002, 80.0) if n == 1 else (levels[-2], levels[0])  # default: the grid's ends
+    out = fit_noise_levels(levels, (0.0292, 14.6), source_range=None if n > 1 else source)
+    assert out[0] == 14.6 and out[-1] == 0.0 and np.all(np.diff(out) < 0)
+    if n > 1:
+        assert out[-2] == 0.0292
+    lo, hi = source
+    expected = np.exp(
+        np.log(0.0292) + np.log(levels[:-1] / lo) / np.log(hi / lo) * np.log(14.6 / 0.0292)
+    )
+    np.testing.assert_allclose(out[:-1], expected, rtol=1e-12)
+
+
+def test_check_final_zero_grid_names_the_bad_step():
+    with pytest.raises(ValueError, match=r"zero-length step: s\[1\]=2.0 is followed by s\[2\]=2.0"):
+        check_final_zero_grid("s", [3.0, 2.0, 2.0, 0.0])
+    with pytest.raises(ValueError, match=r"increasing step: s\[0\]=1.0"):
+        check_final_zero_grid("s", [1.0, 2.0, 0.0])
+    with pytest.raises(ValueError, match="final='zero' grid"):
+        check_final_zero_grid("s", [0.0])
 
 
 def test_rescale_keeps_the_logsnr_fraction():
@@ -158,7 +209,9 @@ def test_bad_inputs():
         timesteps_to_noise_levels([1000], SD)
     with pytest.raises(ValueError, match="final='zero' grid"):
         grid_for_discrete_model([3.0, 1.0], SD)
-    with pytest.raises(ValueError, match="source_range"):
-        grid_for_discrete_model([3.0, 0.0], SD, endpoints="rescale")
+    with pytest.raises(ValueError, match="distinct timesteps on a 1000-timestep model; use num"):
+        grid_for_discrete_model(np.append(np.geomspace(14, 0.03, 1001), 0.0), SD)
+    with pytest.raises(ValueError, match="endpoints"):
+        grid_for_discrete_model([3.0, 0.0], SD, endpoints="stretch")
     with pytest.raises(ValueError, match="process"):
         to_process([1.0], "edm")
