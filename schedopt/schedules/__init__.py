@@ -9,6 +9,7 @@ from .base import (
 from .fixed import EDM, Cosine, Laplace, LogSNRLinear, Polyexponential, Tangent, VPLinear
 from .learnable import AbstractKnotSchedule, MonotoneCubic, MonotoneMLP, PiecewiseLinear
 from .processes import VE, VP, AbstractProcess, Flow, process_from_name
+from .ranged import RangedSchedule
 from .registry import (
     FAMILIES,
     make_schedule,
@@ -32,6 +33,7 @@ __all__ = [
     "MonotoneMLP",
     "PiecewiseLinear",
     "Polyexponential",
+    "RangedSchedule",
     "Tabulated",
     "Tangent",
     "VE",

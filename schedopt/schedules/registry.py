@@ -11,6 +11,7 @@ import numpy as np
 from .base import AbstractSchedule
 from .fixed import EDM, Cosine, Laplace, LogSNRLinear, Polyexponential, Tangent, VPLinear
 from .learnable import MonotoneCubic, MonotoneMLP, PiecewiseLinear
+from .ranged import RangedSchedule
 from .tabulated import Tabulated
 
 _CLASSES: tuple[type[AbstractSchedule], ...] = (
@@ -25,6 +26,7 @@ _CLASSES: tuple[type[AbstractSchedule], ...] = (
     PiecewiseLinear,
     MonotoneCubic,
     MonotoneMLP,
+    RangedSchedule,
 )
 CLASSES: dict[str, type[AbstractSchedule]] = {c.family: c for c in _CLASSES}
 

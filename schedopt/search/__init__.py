@@ -6,6 +6,7 @@ from .ays import ays_bound, ays_single_eigenvalue_optimum, optimize_ays
 from .costs import (
     ays_interval_bound,
     ays_step_costs,
+    gaussian_range_costs,
     gaussian_step_costs,
     teacher_trajectory,
     trajectory_step_costs,
@@ -20,6 +21,7 @@ __all__ = [
     "ays_step_costs",
     "dp_search",
     "dp_select",
+    "gaussian_range_costs",
     "gaussian_step_costs",
     "optimize_ays",
     "schedule_from_sigmas",

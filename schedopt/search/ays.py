@@ -11,6 +11,10 @@ each interval costs ``sum_d w_d (log(A/B) - (A - B)/A) / 2`` with ``A = c + s_k^
 ``B = c + s_{k+1}^2``, in closed form and additive over steps. For one eigenvalue its
 optimum makes ``c + s_k^2`` geometric between the fixed ends **[derived]** (AM-GM), the
 known case the tests check.
+
+With the range free (``bounds``), the ends move too and the bound gains the initial
+distributions' KL (data processing: ``KL(p_T || q_T)`` at the start level ``s_hi``, for VE
+noise ``N(0, s_hi^2)``); the last interval ``s_lo -> 0`` is in the sum already.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import optax
 
 from .._checks import check_positive_float, check_positive_int
 from ..gaussian.spectrum import Spectrum
-from .costs import ays_interval_bound
+from .costs import ays_interval_bound, initial_mismatch
 from .dp import SearchResult
 
 
@@ -43,15 +47,25 @@ def _levels(logits, log_max, log_min):
     return jnp.exp(jnp.concatenate([jnp.array([log_max]), interior, jnp.array([log_min])]))
 
 
+def _range_levels(logits, log_hi, log_lo):
+    """All ``n`` levels from ``n + 1`` gap logits partitioning ``[log_lo, log_hi]``."""
+    fractions = jnp.cumsum(jax.nn.softmax(logits))[:-1]
+    return jnp.exp(log_hi + fractions * (log_lo - log_hi))
+
+
 @eqx.filter_jit
-def _descend(logits, spectrum, log_max, log_min, learning_rate, num_iterations):
+def _descend(logits, spectrum, log_max, log_min, learning_rate, num_iterations, free_range):
     """Adam on the decrement logits; the best iterate seen. Module-level and keyed by its
     static arguments, so a repeated search with the same settings reuses its compilation."""
     optimizer = optax.adam(learning_rate)
 
     def loss(z):
-        levels = _levels(z, log_max, log_min)
-        return ays_bound(spectrum, jnp.concatenate([levels, jnp.zeros((1,))]))
+        if free_range:
+            levels = _range_levels(z, log_max, log_min)
+            start = initial_mismatch(spectrum, levels[0])
+        else:
+            levels, start = _levels(z, log_max, log_min), 0.0
+        return start + ays_bound(spectrum, jnp.concatenate([levels, jnp.zeros((1,))]))
 
     def body(carry, _):
         z, state, best_z, best = carry
@@ -75,14 +89,23 @@ def optimize_ays(
     num_iterations: int = 500,
     learning_rate: float = 0.05,
     rho: float = 7.0,
+    bounds: tuple[float, float] | None = None,
 ) -> SearchResult:
     """Minimise :func:`ays_bound` over the ``num_steps`` positive levels of a ``final="zero"``
     grid (ends ``sigma_max`` and ``sigma_min`` fixed, then 0), by Adam on softmax
     log-sigma decrements, started from EDM's ``rho`` grid. Returns the best grid seen.
 
+    With ``bounds = (lo, hi)`` the ends are free inside them too (started at ``sigma_min``,
+    ``sigma_max``), and the VE start's KL joins the bound (the module docstring); its
+    ``cost`` is then that sum.
+
     >>> r = optimize_ays(Spectrum([1.0]), 4, num_iterations=50)
     >>> r.sigmas.shape, bool(r.sigmas[0] == 80.0)
     ((5,), True)
+    >>> one = Spectrum([1.0])
+    >>> free = optimize_ays(one, 4, num_iterations=200, bounds=(0.002, 80.0))
+    >>> bool(free.cost < ays_bound(one, r.sigmas) + initial_mismatch(one, 80.0))
+    True
     """
     n = check_positive_int("num_steps", num_steps)
     check_positive_float("sigma_min", sigma_min)
@@ -91,15 +114,37 @@ def optimize_ays(
         raise ValueError(f"need sigma_min < sigma_max, got {sigma_min=}, {sigma_max=}")
     num_iterations = check_positive_int("num_iterations", num_iterations)
     learning_rate = check_positive_float("learning_rate", learning_rate)
+    ramp = np.linspace(0.0, 1.0, n)
+    edm = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    if bounds is not None:
+        lo, hi = (float(b) for b in bounds)
+        if not (0 < lo <= sigma_min < sigma_max <= hi):
+            raise ValueError(
+                f"`bounds` must hold [sigma_min, sigma_max], got {bounds=}, {sigma_min=}, "
+                f"{sigma_max=}"
+            )
+        log_levels = np.log(np.concatenate([[hi], edm, [lo]]))
+        gaps = np.maximum(-np.diff(log_levels), 1e-3 * np.log(hi / lo))
+        z = _descend(
+            jnp.asarray(np.log(gaps)),
+            spectrum,
+            np.log(hi),
+            np.log(lo),
+            learning_rate,
+            num_iterations,
+            True,
+        )
+        levels = np.asarray(_range_levels(z, np.log(hi), np.log(lo)))
+        sigmas = np.concatenate([levels, [0.0]])
+        cost = float(ays_bound(spectrum, sigmas) + initial_mismatch(spectrum, levels[0]))
+        return SearchResult(sigmas, None, cost)
     if n <= 2:  # nothing free: the levels are the two ends (or sigma_max alone)
         levels = [sigma_max, sigma_min][:n]
         sigmas = np.asarray([*levels, 0.0])
         return SearchResult(sigmas, None, float(ays_bound(spectrum, sigmas)))
     log_max, log_min = float(np.log(sigma_max)), float(np.log(sigma_min))
-    ramp = np.linspace(0.0, 1.0, n)
-    edm = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
     logits = jnp.asarray(np.log(-np.diff(np.log(edm))))
-    z = _descend(logits, spectrum, log_max, log_min, learning_rate, num_iterations)
+    z = _descend(logits, spectrum, log_max, log_min, learning_rate, num_iterations, False)
     sigmas = np.concatenate([np.asarray(_levels(z, log_max, log_min)), [0.0]])
     sigmas[0], sigmas[n - 1] = sigma_max, sigma_min
     return SearchResult(sigmas, None, float(ays_bound(spectrum, sigmas)))

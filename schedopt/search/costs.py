@@ -4,6 +4,8 @@
   exact marginal at ``s_i`` (P0's closed form on a 2-point grid), ``sum_d w_d KL_d``.
 - :func:`ays_step_costs`: the per-interval term of the AYS-style KL upper bound
   (:mod:`.ays`), additive over steps, so the DP finds its exact optimum on the grid.
+- :func:`gaussian_range_costs`: the costs of where a grid starts and stops, which put the
+  range in the DP's search space.
 - :func:`trajectory_step_costs`: GITS's teacher-trajectory error, ``E ||step(y_i) - y_j||^2 / dim``
   with ``y`` a fine Heun solve of the probability-flow ODE of any denoiser (an oracle).
 """
@@ -63,6 +65,65 @@ def gaussian_step_costs(spectrum: Spectrum, teacher_sigmas, solver="euler", dire
 
     values = jax.jit(jax.vmap(one))(s[i], s[j])
     return _fill(m, i, j, values)
+
+
+def initial_mismatch(spectrum: Spectrum, s, init: str = "ve", direction: str = "forward"):
+    """KL between the exact marginal ``N(mu, c + s^2)`` and ``init``'s initial distribution
+    at level ``s`` (``"ve"``: ``N(0, s^2)``; ``"vp"``: ``N(0, 1 + s^2)``; ``"exact"``: 0),
+    summed over eigen-directions: ``sum_d w_d (c/s^2 - log(1 + c/s^2) + mu^2/s^2) / 2`` for
+    ``"ve"`` forward. Jit-able and differentiable in ``s``.
+
+    >>> round(float(initial_mismatch(Spectrum([1.0]), 1.0)), 4)  # (1 - log 2) / 2
+    0.1534
+    """
+    from .._checks import check_choice
+    from ..gaussian.moments import INITS
+
+    check_choice("init", init, INITS)
+    s = jnp.asarray(s, dtype=jnp.result_type(float))
+    if init == "exact":
+        return jnp.zeros((), s.dtype)
+    c = spectrum.eigenvalues
+    v0 = s**2 if init == "ve" else 1.0 + s**2
+    moments = OutputMoments(-spectrum.mean, jnp.log(v0) - jnp.log(c + s**2), c + s**2)
+    return jnp.sum(spectrum.weights * kl_per_direction(moments, direction))
+
+
+def gaussian_range_costs(
+    spectrum: Spectrum, teacher_sigmas, init: str = "ve", direction: str = "forward"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(start_cost, end_cost)`` per teacher level, for a DP search with the range free:
+
+    - ``start_cost[i]``: the KL between the exact marginal ``N(mu, c + s_i^2)`` and the
+      initial distribution of ``init`` at ``s_i`` (``"ve"``: ``N(0, s^2)``, ``"vp"``:
+      ``N(0, 1 + s^2)``, ``"exact"``: 0), the price of starting there (a proxy: the
+      sampler contracts the mismatch);
+    - ``end_cost[j]``: the KL of the last step ``s_j -> 0`` from the exact marginal, which
+      every solver takes as first order (it returns the denoiser's output).
+
+    >>> start, end = gaussian_range_costs(Spectrum([1.0]), [10.0, 1.0, 0.1])
+    >>> bool(start[0] < start[2]) and bool(end[0] > end[2])
+    True
+    """
+    from .._checks import check_choice
+    from ..gaussian.moments import INITS
+
+    check_choice("init", init, INITS)
+    s = jnp.asarray(teacher_sigmas, dtype=jnp.result_type(float))
+    c = spectrum.eigenvalues
+
+    def start(si):
+        return initial_mismatch(spectrum, si, init, direction)
+
+    euler = solver_from_name("euler")
+
+    def end(sj):
+        co = euler.coefficients(c, StepGrid(sigmas=jnp.stack([sj, jnp.zeros_like(sj)])))
+        moments = OutputMoments(jnp.zeros_like(c), co.log_r[0], c)
+        return jnp.sum(spectrum.weights * kl_per_direction(moments, direction))
+
+    costs = jax.jit(lambda x: (jax.vmap(start)(x), jax.vmap(end)(x)))(s)
+    return np.asarray(costs[0], np.float64), np.asarray(costs[1], np.float64)
 
 
 def ays_interval_bound(spectrum: Spectrum, s, s_next):

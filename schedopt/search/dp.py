@@ -1,9 +1,12 @@
 """Dynamic-programming search over a teacher grid (GITS / OSS style).
 
 Given ``M`` teacher noise levels ``s_0 > ... > s_{M-1}`` and a cost ``C[i, j]`` of one
-sampler step from ``s_i`` to ``s_j`` (``i < j``), choose ``num_points`` of them, always
-keeping both ends, minimising ``sum_k C[i_k, i_{k+1}]``. The exact optimum is the
-Bellman recursion ``V_n(j) = min_{i < j} V_{n-1}(i) + C[i, j]``: ``O(num_points M^2)``.
+sampler step from ``s_i`` to ``s_j`` (``i < j``), choose ``num_points`` of them minimising
+``sum_k C[i_k, i_{k+1}]``: by default keeping both ends, or, with a ``start_cost`` and an
+``end_cost`` per level, with the range in the search space too (the sum then adds
+``start_cost[i_0] + end_cost[i_{n-1}]``: where the sampler starts and where it stops). The
+exact optimum is the Bellman recursion ``V_n(j) = min_{i < j} V_{n-1}(i) + C[i, j]``:
+``O(num_points M^2)``.
 """
 
 from __future__ import annotations
@@ -35,41 +38,72 @@ def _check_cost(cost) -> np.ndarray:
     return cost
 
 
-def dp_select(cost, num_points: int) -> tuple[np.ndarray, float]:
-    """Indices ``0 = i_0 < ... < i_{n-1} = M - 1`` minimising ``sum_k cost[i_k, i_{k+1}]``.
+def _check_levels_cost(name: str, value, m: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    value = np.asarray(value, dtype=np.float64)
+    if value.shape != (m,) or np.any(np.isnan(value)) or np.any(value == -np.inf):
+        raise ValueError(
+            f"`{name}` must be {m} costs (one per teacher level) free of NaN and -inf, "
+            f"got shape {value.shape}"
+        )
+    return value
+
+
+def dp_select(cost, num_points: int, start_cost=None, end_cost=None) -> tuple[np.ndarray, float]:
+    """Indices ``i_0 < ... < i_{n-1}`` minimising ``sum_k cost[i_k, i_{k+1}]``.
 
     Only the strict upper triangle of ``cost`` is read (``cost[i, j]``: step ``i -> j``).
+    Without ``start_cost`` the path starts at 0, without ``end_cost`` it ends at ``M - 1``;
+    with them it starts and ends anywhere, paying ``start_cost[i_0] + end_cost[i_{n-1}]``.
 
     >>> c = np.array([[0, 1, 5], [0, 0, 1], [0, 0, 0]], float)
     >>> dp_select(c, 3)
     (array([0, 1, 2]), 2.0)
+    >>> dp_select(c, 2, start_cost=[9.0, 0.0, 0.0], end_cost=[0.0, 0.0, 0.5])
+    (array([1, 2]), 1.5)
     """
     cost = _check_cost(cost)
     m = cost.shape[0]
     n = check_positive_int("num_points", num_points)
     if not 2 <= n <= m:
         raise ValueError(f"`num_points` must be in [2, {m}] (the teacher grid's size), got {n}")
+    start_cost = _check_levels_cost("start_cost", start_cost, m)
+    end_cost = _check_levels_cost("end_cost", end_cost, m)
     step = np.where(np.triu(np.ones((m, m), bool), 1), cost, np.inf)
-    value = np.full(m, np.inf)
-    value[0] = 0.0
+    if start_cost is None:
+        value = np.full(m, np.inf)
+        value[0] = 0.0
+    else:
+        value = start_cost.copy()
     parents = np.zeros((n, m), dtype=np.int64)
     for k in range(1, n):
         total = value[:, None] + step  # (from i, to j)
         parents[k] = np.argmin(total, axis=0)
         value = total[parents[k], np.arange(m)]
-    if not np.isfinite(value[m - 1]):
+    final = value + (0.0 if end_cost is None else end_cost)
+    last = m - 1 if end_cost is None else int(np.argmin(final))
+    if not np.isfinite(final[last]):
         raise ValueError(f"no finite path of {n} points through the teacher grid")
-    path = [m - 1]
+    path = [last]
     for k in range(n - 1, 0, -1):
         path.append(int(parents[k][path[-1]]))
-    return np.asarray(path[::-1]), float(value[m - 1])
+    return np.asarray(path[::-1]), float(final[last])
 
 
-def dp_search(teacher_sigmas, cost, num_points: int, final_zero: bool = True) -> SearchResult:
+def dp_search(
+    teacher_sigmas,
+    cost,
+    num_points: int,
+    final_zero: bool = True,
+    start_cost=None,
+    end_cost=None,
+) -> SearchResult:
     """:func:`dp_select` on a teacher grid; returns the chosen noise levels.
 
     ``teacher_sigmas`` are the positive teacher levels (noisy first); with ``final_zero``
-    a 0 is appended to the result (the sampler's last step, common to every candidate).
+    a 0 is appended to the result (the sampler's last step). ``start_cost`` and
+    ``end_cost`` (per teacher level) put the range in the search space.
 
     >>> levels = np.geomspace(80, 0.002, 5)
     >>> c = np.abs(np.log(levels)[:, None] - np.log(levels)[None, :]) ** 2
@@ -86,7 +120,7 @@ def dp_search(teacher_sigmas, cost, num_points: int, final_zero: bool = True) ->
         raise ValueError(
             f"`cost` is {cost.shape} but `teacher_sigmas` has {teacher.shape[0]} levels"
         )
-    indices, total = dp_select(cost, num_points)
+    indices, total = dp_select(cost, num_points, start_cost, end_cost)
     sigmas = teacher[indices]
     if final_zero:
         sigmas = np.concatenate([sigmas, [0.0]])
