@@ -13,8 +13,8 @@ noisy end, strictly increasing), and lays it onto a learnable range ``[s_lo, s_h
 The range lives in ``bounds = (b_lo, b_hi)``, the levels the model is valid on (for a
 tabulated discrete model its table's range, e.g. Stable Diffusion's [0.0292, 14.61]).
 With ``L = log(b_hi / b_lo)``, the three gaps ``(log s_lo - log b_lo, log s_hi - log s_lo,
-log b_hi - log s_hi) = L softmax(gain * range_logits)`` are positive for every parameter
-value, so ``b_lo < s_lo < s_hi < b_hi`` and the grid is strictly decreasing and inside the
+log b_hi - log s_hi) = L (m + (1 - 3 m) softmax(gain * range_logits))``, ``m = 1e-4``, are
+positive for every parameter value (softmax may underflow; ``m`` may not), so ``b_lo < s_lo < s_hi < b_hi`` and the grid is strictly decreasing and inside the
 bounds whatever the optimiser does. ``gain`` (static) scales the logits: Adam moves each
 logit by about its learning rate per step, so a gain above 1 lets the range travel the
 few log-units it may need within a short fit while the shape keeps its rate.
@@ -40,6 +40,10 @@ from .base import AbstractSchedule, lerp_logsnr, pin_ends
 #: The smallest share of the bounds' log-range a gap starts with, so that a range equal to
 #: the bounds is representable (softmax shares are never exactly 0).
 MIN_GAP_SHARE = 1e-3
+
+#: Every gap keeps at least this share whatever the logits (softmax underflows otherwise):
+#: the range never collapses and the grid stays strictly decreasing in float32.
+_MIN_SHARE = 1e-4
 
 
 def _check_bounds(bounds) -> tuple[float, float]:
@@ -113,14 +117,16 @@ class RangedSchedule(AbstractSchedule):
         outer = np.maximum([np.log(s_lo / lo), np.log(hi / s_hi)], MIN_GAP_SHARE * total)
         middle = max(total - outer.sum(), MIN_GAP_SHARE * total)  # outer gaps taken from it
         gaps = np.array([outer[0], middle, outer[1]])
-        logits = np.log(gaps / gaps.sum()) / gain
+        shares = (gaps / gaps.sum() - _MIN_SHARE) / (1.0 - 3 * _MIN_SHARE)
+        logits = np.log(shares) / gain
         dtype = jnp.result_type(float)
         return cls(base, jnp.asarray(logits, dtype), (lo, hi), gain, freeze_base)
 
     def log_range(self) -> tuple[Array, Array]:
         """``(log s_lo, log s_hi)``."""
         lo, hi = self.bounds
-        shares = jax.nn.softmax(self.gain * self.range_logits)
+        shares = (1.0 - 3 * _MIN_SHARE) * jax.nn.softmax(self.gain * self.range_logits)
+        shares = shares + _MIN_SHARE
         total = np.log(hi / lo)
         return np.log(lo) + total * shares[0], np.log(lo) + total * (shares[0] + shares[1])
 

@@ -17,6 +17,7 @@ from schedopt.schedules import (
     MonotoneMLP,
     PiecewiseLinear,
     Polyexponential,
+    RangedSchedule,
     Tabulated,
     Tangent,
     VPLinear,
@@ -39,6 +40,12 @@ ALL = {
     "piecewise-linear": PiecewiseLinear.from_schedule(EDM(), 16),
     "monotone-cubic": MonotoneCubic.from_schedule(Cosine(), 16),
     "monotone-mlp": MonotoneMLP.init(jax.random.key(3), 8),
+    "ranged-cubic": RangedSchedule.from_schedule(
+        MonotoneCubic.from_schedule(EDM(), 16), bounds=(0.002, 160.0), sigma_range=(0.3, 120.0)
+    ),
+    "ranged-table": RangedSchedule.from_schedule(
+        Tabulated.scaled_linear(), bounds=(0.0292, 14.61), sigma_range=(0.1, 10.0)
+    ),
 }
 T = jnp.linspace(0.0, 1.0, 2001)
 
@@ -63,6 +70,8 @@ def smooth_points(schedule):
     """Test times and a finite-difference step that stay inside one linear piece of the
     piecewise-linear families (their derivative jumps at the knots)."""
     t = np.array([0.13, 0.37, 0.61, 0.88])
+    if isinstance(schedule, RangedSchedule):
+        return smooth_points(schedule.base)
     if isinstance(schedule, PiecewiseLinear):
         knots = np.asarray(schedule.knot_times())
     elif isinstance(schedule, Tabulated):
