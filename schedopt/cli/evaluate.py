@@ -96,7 +96,11 @@ def register(subparsers) -> None:
     p.add_argument("--data-seed", type=int, help="seed of a generated data set (default: model's)")
     p.add_argument("--num-samples", type=int, default=1000, help="samples to draw (default 1000)")
     p.add_argument("--nfe", type=int, default=DEFAULT_NFE, help="denoiser evaluations per sample")
-    p.add_argument("--sampler", default="heun", help="ODE sampler: euler, heun, ... (default heun)")
+    p.add_argument(
+        "--sampler",
+        default="heun",
+        help="any sampler name, e.g. heun, dpmpp-2m, unipc (default heun)",
+    )
     p.add_argument("--schedule", default="edm", help="family name or schedule card/checkpoint")
     p.add_argument("--out", help="also write the metrics JSON here")
     p.add_argument("--png", help="also plot the samples to this PNG")

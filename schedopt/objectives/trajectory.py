@@ -19,7 +19,7 @@ from jaxtyping import Array
 from .._checks import check_choice, check_positive_int
 from ..models.base import AbstractDenoiser
 from ..sampling.base import AbstractSampler
-from ..sampling.ode import ODESampler, ode_solver
+from ..sampling.ode import ODESampler, ode_solver, solver_name
 from ..schedules.base import AbstractSchedule
 from .sample_based import AbstractSampleObjective, static_field
 
@@ -146,7 +146,7 @@ def _describe_sampler(sampler: AbstractSampler) -> dict:
     out = {"name": sampler.name, "num_steps": sampler.num_steps, "nfe": sampler.nfe}
     out["final"] = sampler.final
     if hasattr(sampler, "solver"):
-        out["solver"] = type(sampler.solver).__name__.lower()
+        out["solver"] = solver_name(sampler.solver)
     for field in ("noise", "process", "eta", "kappa"):
         if hasattr(sampler, field):
             value = getattr(sampler, field)

@@ -14,8 +14,9 @@ The range lives in ``bounds = (b_lo, b_hi)``, the levels the model is valid on (
 tabulated discrete model its table's range, e.g. Stable Diffusion's [0.0292, 14.61]).
 With ``L = log(b_hi / b_lo)``, the three gaps ``(log s_lo - log b_lo, log s_hi - log s_lo,
 log b_hi - log s_hi) = L (m + (1 - 3 m) softmax(gain * range_logits))``, ``m = 1e-4``, are
-positive for every parameter value (softmax may underflow; ``m`` may not), so ``b_lo < s_lo < s_hi < b_hi`` and the grid is strictly decreasing and inside the
-bounds whatever the optimiser does. ``gain`` (static) scales the logits: Adam moves each
+positive for every parameter value (softmax may underflow; ``m`` may not), so
+``b_lo < s_lo < s_hi < b_hi`` and the grid is strictly decreasing and inside the bounds
+whatever the optimiser does. ``gain`` (static) scales the logits: Adam moves each
 logit by about its learning rate per step, so a gain above 1 lets the range travel the
 few log-units it may need within a short fit while the shape keeps its rate.
 
