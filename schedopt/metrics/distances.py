@@ -1,5 +1,8 @@
 """Distances between sample sets: Fréchet, sliced Wasserstein-2, MMD and Gaussian KL.
 
+The one implementation of each: the sample-based objectives (:mod:`schedopt.objectives`)
+and the metrics call these same functions.
+
 All are written in JAX: jit-able, and differentiable with respect to the samples (so an
 objective can use them as a distribution discrepancy). Sample sets have shape
 ``(n, *event_shape)`` and are flattened to ``(n, d)``.
@@ -83,7 +86,10 @@ def frechet_distance(x: ArrayLike, y: ArrayLike) -> Scalar:
 
     Pass features (e.g. :func:`schedopt.metrics.digits_features`) for an FID-like score.
     Concrete inputs are evaluated in float64 with NumPy (the traces nearly cancel for
-    close sets); under ``jit``/``grad`` the same formula runs in JAX at the input dtype.
+    close sets); under ``jit``/``grad`` the same formula runs in JAX at the input dtype,
+    written with the eigenvalues of ``C_y^1/2 C_x C_y^1/2`` (floored at the smallest
+    normal number) so that its gradient with respect to ``x`` stays finite when a
+    covariance is rank-deficient.
 
     >>> import jax
     >>> x = jax.random.normal(jax.random.key(0), (500, 3))
@@ -115,7 +121,11 @@ def _frechet_distance_float64(x: np.ndarray, y: np.ndarray) -> float:
 
 @jax.jit
 def _frechet_distance(x, y):
-    return frechet_distance_gaussians(*mean_and_covariance(x), *mean_and_covariance(y))
+    (mx, cx), (my, cy) = mean_and_covariance(x), mean_and_covariance(y)
+    root_y = _sqrtm_psd(cy)
+    cross = jnp.linalg.eigvalsh(root_y @ cx @ root_y)
+    trace_sqrt = jnp.sum(jnp.sqrt(jnp.maximum(cross, jnp.finfo(x.dtype).tiny)))
+    return jnp.sum((mx - my) ** 2) + jnp.trace(cx) + jnp.trace(cy) - 2.0 * trace_sqrt
 
 
 def gaussian_kl(mean1: ArrayLike, cov1: ArrayLike, mean2: ArrayLike, cov2: ArrayLike) -> Scalar:

@@ -5,28 +5,41 @@ from .constant_rate import ConstantRate
 from .discrepancy import (
     DISCREPANCIES,
     MMD,
-    AbstractDiscrepancy,
+    MMD_SCALES,
     Frechet,
+    FrechetDistance,
+    MMDDistance,
+    SampleDiscrepancy,
+    SlicedW2Distance,
     SlicedWasserstein,
     discrepancy_objective,
 )
 from .gaussian_kl import GaussianKL
 from .sample_based import AbstractSampleObjective
 from .score_work import ScoreWork
-from .trajectory import TrajectoryMatching, trajectory_distance
+from .teacher import TeacherPairs, model_fingerprint, teacher_pairs
+from .trajectory import TrajectoryMatching, per_sample_distance, trajectory_distance
 
 __all__ = [
     "DISCREPANCIES",
     "MMD",
-    "AbstractDiscrepancy",
+    "MMD_SCALES",
     "AbstractObjective",
     "AbstractSampleObjective",
     "ConstantRate",
     "Frechet",
+    "FrechetDistance",
     "GaussianKL",
+    "MMDDistance",
+    "SampleDiscrepancy",
     "ScoreWork",
+    "SlicedW2Distance",
     "SlicedWasserstein",
+    "TeacherPairs",
     "TrajectoryMatching",
     "discrepancy_objective",
+    "model_fingerprint",
+    "per_sample_distance",
+    "teacher_pairs",
     "trajectory_distance",
 ]

@@ -56,7 +56,8 @@ class AbstractSampleObjective(AbstractObjective):
         x0 = None
         if self.init == "exact":
             x0 = self.denoiser.sample(key_x0, self.batch_size).reshape(shape)
-        y0 = jax.lax.stop_gradient(initial_state(key_init, schedule, shape, self.init, x0=x0))
+        # not stopped: with a learned range the first level s(1), and with it y_0, moves
+        y0 = initial_state(key_init, schedule, shape, self.init, x0=jax.lax.stop_gradient(x0))
         return shard_batch(y0, self._mesh())
 
     def samples(self, schedule: AbstractSchedule, key: PRNGKeyArray) -> Array:
