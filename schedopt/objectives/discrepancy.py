@@ -20,8 +20,8 @@ the call's key).
 >>> from schedopt.models import GaussianDenoiser
 >>> from schedopt.sampling import ODESampler
 >>> from schedopt.schedules import EDM
->>> def energy(x, y, key):  # 2 E|x - y| - E|x - x'| - E|y - y'|
-...     d = lambda a, b: jnp.mean(jnp.linalg.norm(a[:, None] - b[None], axis=-1))
+>>> def energy(x, y, key):  # 2 E|x - y| - E|x - x'| - E|y - y'|, smoothed at 0
+...     d = lambda a, b: jnp.mean(jnp.sqrt(jnp.sum((a[:, None] - b[None]) ** 2, -1) + 1e-12))
 ...     return 2 * d(x, y) - d(x, x) - d(y, y)
 >>> den = GaussianDenoiser(jnp.ones(2))
 >>> obj = SampleDiscrepancy(den, ODESampler(4, "euler"), den.sample(jax.random.key(1), 64),
@@ -265,6 +265,8 @@ def MMD(
     ((5,), 'mmd')
     """
     data = jnp.asarray(data, dtype=jnp.result_type(float))
+    if feature_map is not None and not callable(feature_map):
+        raise ValueError(f"`feature_map` must be callable or None, got {feature_map!r}")
     if bandwidths is None:
         if not _addressable(data):
             raise ValueError(

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from schedopt.cli import main as cli_main
+from schedopt.metrics.distances import frechet_distance, mmd, sliced_wasserstein
 from schedopt.models import FunctionDenoiser, GaussianMixtureDenoiser
 from schedopt.objectives.discrepancy import (
     MMD,
+    NUM_PROJECTIONS,
     Frechet,
+    SampleDiscrepancy,
     SlicedWasserstein,
     discrepancy_objective,
-    frechet_distance,
-    mmd,
-    sliced_wasserstein,
 )
 from schedopt.optimize import optimize
 from schedopt.sampling import Ancestral, EulerMaruyama, ODESampler
@@ -93,11 +93,27 @@ def test_objective_is_the_metric_of_its_own_samples(name):
 
     value, x = both(obj, schedule)
     expected = {
-        "mmd": lambda: mmd(x, DATA, obj.bandwidths if name == "mmd" else None),  # noqa: B023
-        "sliced-w2": lambda: sliced_wasserstein(x, DATA, key_metric, 128),
+        "mmd": lambda: mmd(x, DATA, obj.distance.bandwidths if name == "mmd" else None),  # noqa: B023
+        "sliced-w2": lambda: sliced_wasserstein(x, DATA, key_metric, NUM_PROJECTIONS),
         "frechet": lambda: frechet_distance(x, DATA),
     }[name]()
     np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_a_new_distance_is_a_function():
+    """An energy distance, written as a plain function, is an objective, jits and fits."""
+
+    def energy(x, y, key):  # 2 E|x - y| - E|x - x'| - E|y - y'| (smoothed at 0 for the gradient)
+        d = lambda a, b: jnp.mean(jnp.sqrt(jnp.sum((a[:, None] - b[None]) ** 2, -1) + 1e-12))  # noqa: E731
+        return 2 * d(x, y) - d(x, x) - d(y, y)
+
+    obj = SampleDiscrepancy(DEN, ODESampler(4, "heun"), DATA, energy, batch_size=64)
+    assert obj.name == "energy" and obj.describe()["distance"] == {"distance": "energy"}
+    schedule = PiecewiseLinear.from_schedule(EDM(), num_knots=6)
+    value, grad = eqx.filter_jit(eqx.filter_value_and_grad(lambda s: obj(s, jax.random.key(0))))(
+        schedule
+    )
+    assert float(value) > 0 and float(jnp.linalg.norm(grad.logits)) > 0
 
 
 @pytest.mark.slow
