@@ -226,7 +226,12 @@ def sample_objective(name: str, target: Target, sampler, batch: int):
         if sampler.stochastic:
             return None
         return TrajectoryMatching(
-            target.denoiser, sampler, event_shape=target.event_shape, reference_steps=64, **common
+            target.denoiser,
+            sampler,
+            event_shape=target.event_shape,
+            num_pairs=batch,
+            validation_fraction=0.0,
+            reference_steps=64,
         )
     cls = {"mmd": MMD, "sliced-w2": SlicedWasserstein, "frechet": Frechet}[name]
     return cls(

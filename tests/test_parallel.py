@@ -35,8 +35,8 @@ WORKER = textwrap.dedent(
 
     def build(name, mesh):
         if name == "trajectory":
-            return TrajectoryMatching(den, ODESampler(4, "heun"), batch_size=32,
-                                      reference_steps=32, mesh=mesh)
+            return TrajectoryMatching(den, ODESampler(4, "heun"), num_pairs=32,
+                                      validation_fraction=0.0, reference_steps=32, mesh=mesh)
         sampler = {
             "mmd": Ancestral(6),
             "sliced-w2": ODESampler(4, "euler"),

@@ -144,7 +144,11 @@ def time_to_schedule(iterations: int, repeats: int, quick: bool) -> dict:
     batch = 64 if quick else 256
     sampler = ODESampler(n, "heun")
     trajectory = TrajectoryMatching(
-        denoiser, sampler, batch_size=batch, reference_steps=32 if quick else 128
+        denoiser,
+        sampler,
+        num_pairs=batch,
+        validation_fraction=0.0,
+        reference_steps=32 if quick else 128,
     )
     discrepancies = {
         name: cls(denoiser, sampler, data, batch_size=batch, data_batch_size=batch)
@@ -233,7 +237,8 @@ def sharding(quick: bool, repeats: int) -> dict:
         objective = TrajectoryMatching(
             denoiser,
             ODESampler(8, "heun"),
-            batch_size=batch,
+            num_pairs=batch,
+            validation_fraction=0.0,
             reference_steps=32 if quick else 128,
             mesh=mesh,
         )

@@ -31,10 +31,21 @@ def add_arguments(group) -> None:
         default="gmm-ring",
         help=f"sample-based objectives: {', '.join(DATASETS)} (exact mixture oracle)",
     )
-    group.add_argument("--batch-size", type=int, default=256, help="samples per step")
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="samples per step (default 256); trajectory: pairs per step (default: all)",
+    )
     group.add_argument("--num-data", type=int, default=4096, help="data rows (discrepancies)")
     group.add_argument(
-        "--reference-steps", type=int, default=128, help="teacher steps (Heun, trajectory)"
+        "--reference-steps", type=int, default=64, help="teacher steps (Heun, trajectory)"
+    )
+    group.add_argument(
+        "--num-pairs",
+        type=int,
+        default=256,
+        help="teacher pairs computed once (trajectory; a quarter held out for validation)",
     )
     group.add_argument("--noise", default="gaussian", choices=NOISES, help="SDE sampler noise")
     group.add_argument("--kappa", type=float, default=1.0, help="euler-maruyama noise variance")
@@ -75,8 +86,10 @@ def sample_objective_setup(args, name: str) -> ObjectiveSetup:
         objective = TrajectoryMatching(
             denoiser,
             sampler,
+            num_pairs=args.num_pairs,
             batch_size=args.batch_size,
-            init=init,
+            init="vp" if init == "vp" else "ve",  # teacher pairs start from VE or VP noise
+            seed=args.seed,
             reference_steps=args.reference_steps,
         )
     else:
@@ -85,9 +98,9 @@ def sample_objective_setup(args, name: str) -> ObjectiveSetup:
             denoiser,
             sampler,
             data,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size or 256,
             init=init,
-            data_batch_size=min(args.batch_size, data.shape[0]),
+            data_batch_size=min(args.batch_size or 256, data.shape[0]),
         )
     references = baseline_schedules(None, args.sigma_min, args.sigma_max)
     return ObjectiveSetup(objective, fingerprint, references)
