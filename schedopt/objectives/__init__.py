@@ -1,6 +1,7 @@
 """Objectives: scalar losses of a schedule that the optax loop minimises."""
 
 from .base import AbstractObjective
+from .budgets import BudgetRanges, SumOverBudgets
 from .constant_rate import ConstantRate
 from .discrepancy import (
     DISCREPANCIES,
@@ -26,6 +27,7 @@ __all__ = [
     "MMD_SCALES",
     "AbstractObjective",
     "AbstractSampleObjective",
+    "BudgetRanges",
     "ConstantRate",
     "Frechet",
     "FrechetDistance",
@@ -35,6 +37,7 @@ __all__ = [
     "ScoreWork",
     "SlicedW2Distance",
     "SlicedWasserstein",
+    "SumOverBudgets",
     "TeacherPairs",
     "TrajectoryMatching",
     "discrepancy_objective",

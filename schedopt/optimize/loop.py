@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from .._checks import check_positive_float, check_positive_int
 from ..io.checkpoint import OptimizationCheckpointer
 from ..objectives.base import AbstractObjective
+from ..objectives.budgets import BudgetRanges
 from ..schedules.base import AbstractSchedule
 
 
@@ -123,8 +124,11 @@ def optimize(
     >>> round(float(result.schedule.gamma), 1)  # the tangent law: gamma = sqrt(c)
     2.0
     """
-    if not isinstance(schedule, AbstractSchedule):
-        raise ValueError(f"`schedule` must be an AbstractSchedule, got {type(schedule).__name__}")
+    if not isinstance(schedule, (AbstractSchedule, BudgetRanges)):
+        raise ValueError(
+            f"`schedule` must be an AbstractSchedule (or BudgetRanges), got "
+            f"{type(schedule).__name__}"
+        )
     if not isinstance(objective, AbstractObjective):
         raise ValueError(
             f"`objective` must be an AbstractObjective, got {type(objective).__name__}"

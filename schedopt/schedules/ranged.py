@@ -22,7 +22,10 @@ few log-units it may need within a short fit while the shape keeps its rate.
 
 It is a schedule like any other (an :class:`~schedopt.schedules.AbstractSchedule`), so
 every sampler, objective and exporter takes it unchanged; its ``base`` may be learnable
-too (spacing and range learned together) or fixed (``freeze_base``: the range alone).
+too (spacing and range learned together) or fixed (``freeze_base``: the range alone), and
+the range may be held fixed (``freeze_range``: the spacing alone on a range found by
+another fit; the constant-rate and score-work costs are zero on any range with equal steps,
+so they cannot choose one themselves).
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class RangedSchedule(AbstractSchedule):
     bounds: tuple[float, float] = eqx.field(static=True, converter=_check_bounds)
     gain: float = eqx.field(static=True, default=4.0, converter=float)
     freeze_base: bool = eqx.field(static=True, default=False, converter=bool)
+    freeze_range: bool = eqx.field(static=True, default=False, converter=bool)
 
     def __check_init__(self):
         if not isinstance(self.base, AbstractSchedule):
@@ -97,6 +101,7 @@ class RangedSchedule(AbstractSchedule):
         *,
         gain: float = 4.0,
         freeze_base: bool = False,
+        freeze_range: bool = False,
     ) -> RangedSchedule:
         """Start from ``base`` on ``sigma_range`` (default: base's own range), clipped into
         ``bounds``; an end closer to its bound than :data:`MIN_GAP_SHARE` of the bounds'
@@ -121,12 +126,15 @@ class RangedSchedule(AbstractSchedule):
         shares = (gaps / gaps.sum() - _MIN_SHARE) / (1.0 - 3 * _MIN_SHARE)
         logits = np.log(shares) / gain
         dtype = jnp.result_type(float)
-        return cls(base, jnp.asarray(logits, dtype), (lo, hi), gain, freeze_base)
+        return cls(base, jnp.asarray(logits, dtype), (lo, hi), gain, freeze_base, freeze_range)
 
     def log_range(self) -> tuple[Array, Array]:
         """``(log s_lo, log s_hi)``."""
         lo, hi = self.bounds
-        shares = (1.0 - 3 * _MIN_SHARE) * jax.nn.softmax(self.gain * self.range_logits)
+        logits = (
+            jax.lax.stop_gradient(self.range_logits) if self.freeze_range else self.range_logits
+        )
+        shares = (1.0 - 3 * _MIN_SHARE) * jax.nn.softmax(self.gain * logits)
         shares = shares + _MIN_SHARE
         total = np.log(hi / lo)
         return np.log(lo) + total * shares[0], np.log(lo) + total * (shares[0] + shares[1])
