@@ -1,0 +1,352 @@
+"""Learned sampling ranges and sample-based fits against hand-made and searched grids.
+
+For each target (the exact-denoiser oracles ``ring``, ``gmm64``, ``digits-gaussian``, and the
+trained digits U-Net ``digits-model``), solver and NFE, every grid below is evaluated on
+held-out sampling seeds (``HELD_OUT_SEED + i``, never used by any fit, search or teacher):
+
+- hand-made: ``edm-rho7``, ``logsnr-uniform``, ``cosine`` on [0.002, 80]; ``trailing``
+  (diffusers' trailing spacing of the 1000-step DDPM table, [0.0064, 157]); ``constant-rate``;
+- searched: ``dp-kl`` (DP over teacher levels, exact one-step Gaussian KL; Euler's costs for
+  the multistep solvers) and ``edm-best-range``: EDM rho = 7 on the (s_lo, s_hi) of a grid
+  search (``S_LO x S_HI``) scored by the cell's metric on separate search seeds;
+- fitted: for each sample-based objective, a 16-knot monotone cubic started from EDM rho = 7,
+  on the fixed range [0.002, 80] (``<objective>``) and with the range learned inside
+  ``BOUNDS`` (``<objective>+range``, a :class:`~schedopt.schedules.RangedSchedule`).
+
+Objectives: ``trajectory`` (teacher pairs computed once: 64 Heun steps on [0.002, 80]),
+``sliced-w2`` and ``mmd`` against training samples on the oracles; on the digits model
+``trajectory`` and ``frechet`` in the classifier's feature space (the FD's own) and
+``sliced-w2`` on clipped pixels. Metric: sliced W2 to held-out data (oracles, 2000 samples)
+or the FD of classifier features to the test images (digits, 1000 samples), each a mean
+over ``--seeds`` seeds with a 95% t-interval. Rows go to ``OUT/rows.jsonl`` cell by cell
+(``--resume`` skips finished cells); ``--summarize`` writes ``table.md`` and ``summary.json``.
+
+    python experiments/range_fits.py --smoke
+    python experiments/range_fits.py --targets ring,gmm64,digits-gaussian \\
+        --solvers euler,heun,dpmpp-2m --nfe 3,5,10 --out experiments/out/range-oracles --resume
+    python experiments/range_fits.py --targets digits-model --solvers euler,heun,dpmpp-2m \\
+        --nfe 5,10 --out experiments/out/range-digits --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from nfe_sweep import (
+    SIGMA_MAX,
+    SIGMA_MIN,
+    _choices,
+    _ints,
+    _sampling_fn,
+    make_target,
+    num_steps_for,
+    read_rows,
+    sample_metrics,
+    target_schedules,
+    trailing_schedule,
+)
+
+from schedopt.baselines import baseline_schedules
+from schedopt.io import atomic_write_bytes, atomic_write_json
+from schedopt.objectives import SlicedWasserstein, TrajectoryMatching, discrepancy_objective
+from schedopt.optimize import OptimizationError, optimize
+from schedopt.sampling import SAMPLERS, make_sampler
+from schedopt.schedules import EDM, MonotoneCubic, RangedSchedule
+from schedopt.search import dp_search, gaussian_step_costs, schedule_from_sigmas, teacher_levels
+
+OUT = Path(__file__).parent / "out" / "range"
+TARGETS = ("ring", "gmm64", "digits-gaussian", "digits-model")
+BOUNDS = (0.002, 160.0)
+S_LO = (0.002, 0.006, 0.02, 0.06, 0.2, 0.6, 1.5, 3.0)
+S_HI = (10.0, 20.0, 40.0, 80.0, 160.0)
+HELD_OUT_SEED = 10_000  # evaluation: HELD_OUT_SEED + i; range search: SEARCH_SEED + i
+SEARCH_SEED = 20_000
+T_95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+
+
+def objectives_for(target) -> tuple[str, ...]:
+    if target.name == "digits-model":
+        return ("trajectory", "frechet", "sliced-w2")
+    return ("trajectory", "sliced-w2", "mmd")
+
+
+def headline_metric(target) -> str:
+    return "fd" if target.features is not None else "sw2"
+
+
+def feature_space(target):
+    """The map the digits objectives compare in: clipped to [-1, 1], then the classifier's
+    features (the FD's own space); None on the oracles."""
+    if target.features is None:
+        return None
+    clip, features = float(target.clip), target.features
+
+    def transform(x):
+        x = jnp.clip(x, -clip, clip)
+        return features(x.reshape(len(x), -1))
+
+    return transform
+
+
+def build_objective(name, target, sampler, batch, seed):
+    features = feature_space(target)
+    if name == "trajectory":
+        return TrajectoryMatching(
+            target.denoiser,
+            sampler,
+            event_shape=target.event_shape,
+            num_pairs=batch + batch // 3,
+            validation_fraction=0.25,
+            seed=seed,
+            reference_steps=64,
+            feature_map=features,
+        )
+    data = target.train
+    options = dict(batch_size=batch, init="ve", data_batch_size=min(512, len(data)))
+    if name == "sliced-w2" and target.clip is not None:
+        clip = float(target.clip)
+        return SlicedWasserstein(
+            target.denoiser, sampler, data, feature_map=lambda x: jnp.clip(x, -clip, clip),
+            **options,
+        )  # fmt: skip
+    return discrepancy_objective(
+        name, target.denoiser, sampler, data, feature_map=features, **options
+    )
+
+
+def start_schedules():
+    base = MonotoneCubic.from_schedule(EDM(sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX), 16)
+    ranged = RangedSchedule.from_schedule(base, BOUNDS, (SIGMA_MIN, SIGMA_MAX))
+    return base, ranged
+
+
+def cell_schedules(target, solver, n, args, fixed, search_metric):
+    out, seconds = {}, {}
+    for name in ("edm-rho7", "logsnr-uniform", "cosine"):
+        out[name] = baseline_schedules(None, SIGMA_MIN, SIGMA_MAX)[name]
+        seconds[name] = 0.0
+    out["trailing"], seconds["trailing"] = trailing_schedule(n), 0.0
+    out["constant-rate"], seconds["constant-rate"] = (
+        fixed[0]["constant-rate"],
+        fixed[1]["constant-rate"],
+    )
+    started = time.perf_counter()
+    levels = teacher_levels(SIGMA_MIN, SIGMA_MAX, 96)
+    cost = gaussian_step_costs(
+        target.spectrum, levels, solver if solver in ("euler", "heun") else "euler"
+    )
+    out["dp-kl"] = schedule_from_sigmas(dp_search(levels, cost, n).sigmas)
+    seconds["dp-kl"] = time.perf_counter() - started
+    started = time.perf_counter()
+    out["edm-best-range"], search = best_edm_range(search_metric)
+    seconds["edm-best-range"] = time.perf_counter() - started
+    base, ranged = start_schedules()
+    sampler = make_sampler(solver, n)
+    for name in objectives_for(target):
+        for start, label in ((base, name), (ranged, f"{name}+range")):
+            started = time.perf_counter()
+            objective = build_objective(name, target, sampler, args.objective_batch, args.seed)
+            try:
+                result = optimize(
+                    start,
+                    objective,
+                    num_iterations=args.iterations,
+                    learning_rate=args.lr,
+                    seed=args.seed,
+                    progress=False,
+                )
+            except OptimizationError as e:
+                print(f"  {label} failed ({target.name} {solver} {n} steps): {e}", flush=True)
+                continue
+            out[label], seconds[label] = result.schedule, time.perf_counter() - started
+    return out, seconds, search
+
+
+def best_edm_range(score):
+    """EDM rho = 7 on the (s_lo, s_hi) of ``S_LO x S_HI`` with the lowest ``score``."""
+    scores = {}
+    for lo in S_LO:
+        for hi in S_HI:
+            if lo < hi:
+                scores[(lo, hi)] = score(EDM(sigma_min=lo, sigma_max=hi))
+    lo, hi = min(scores, key=scores.get)
+    return EDM(sigma_min=lo, sigma_max=hi), {"best": [lo, hi], "score": scores[(lo, hi)]}
+
+
+def interval(values) -> dict:
+    values = np.asarray(values, float)
+    half = T_95.get(len(values) - 1, 1.96) * values.std(ddof=1) / np.sqrt(len(values))
+    return {"mean": float(values.mean()), "ci95": float(half), "seeds": values.tolist()}
+
+
+def run_cell(target, solver, nfe, args, fixed) -> list[dict]:
+    n = num_steps_for(solver, nfe)
+    batch = args.eval_samples
+    sample = _sampling_fn(target, solver, n, batch)
+    metric = headline_metric(target)
+
+    def score(schedule, seed=SEARCH_SEED):
+        x = np.asarray(sample(schedule, jax.random.key(seed)))
+        return sample_metrics(target, x, jax.random.key(seed + 1))[metric]
+
+    schedules, seconds, search = cell_schedules(target, solver, n, args, fixed, score)
+    rows = []
+    for strategy, schedule in schedules.items():
+        per_seed = [
+            sample_metrics(
+                target,
+                np.asarray(sample(schedule, jax.random.key(HELD_OUT_SEED + i))),
+                jax.random.key(HELD_OUT_SEED + 1000 + i),
+            )
+            for i in range(args.seeds)
+        ]
+        row = dict(
+            target=target.name,
+            solver=solver,
+            nfe=nfe,
+            steps=n,
+            strategy=strategy,
+            build_s=seconds[strategy],
+            sigma_range=[float(schedule.sigma_min), float(schedule.sigma_max)],
+        )
+        for m in per_seed[0]:
+            row[m] = interval([p[m] for p in per_seed])
+        if strategy == "edm-best-range":
+            row["search"] = search
+        rows.append(row)
+    return rows
+
+
+# ---- summary ---------------------------------------------------------------------------------
+
+
+def summarize(rows) -> dict:
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["target"], r["solver"], r["nfe"]), {})[r["strategy"]] = r
+    out = {"cells": [], "range_wins": 0, "range_cells": 0}
+    hand = ("edm-rho7", "logsnr-uniform", "cosine", "trailing", "constant-rate", "dp-kl")
+    for (target, solver, nfe), cell in sorted(cells.items()):
+        metric = "fd" if target == "digits-model" else "sw2"
+        value = {k: v[metric]["mean"] for k, v in cell.items()}
+        best_base = min((k for k in hand + ("edm-best-range",) if k in value), key=value.get)
+        fits = [k for k in value if k.endswith("+range")]
+        entry = dict(target=target, solver=solver, nfe=nfe, metric=metric, best_baseline=best_base)
+        entry["best_baseline_value"] = value[best_base]
+        per_objective = {}
+        for fit in fits:
+            name = fit[: -len("+range")]
+            rivals = {k: value[k] for k in (name, "trailing", "edm-best-range") if k in value}
+            wins = value[fit] < min(rivals.values())
+            per_objective[name] = dict(
+                range=value[fit],
+                fixed=value.get(name),
+                trailing=value.get("trailing"),
+                edm_best_range=value.get("edm-best-range"),
+                learned_range=cell[fit]["sigma_range"],
+                best=bool(wins),
+            )
+            out["range_cells"] += 1
+            out["range_wins"] += int(wins)
+        entry["objectives"] = per_objective
+        best_fit = min(fits + [f[: -len("+range")] for f in fits if f[: -len("+range")] in value],
+                       key=value.get, default=None)  # fmt: skip
+        if best_fit is not None:
+            entry["best_fit"], entry["best_fit_value"] = best_fit, value[best_fit]
+            entry["ratio_to_best_baseline"] = value[best_fit] / value[best_base]
+        out["cells"].append(entry)
+    return out
+
+
+def table(rows) -> str:
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["target"], r["solver"], r["nfe"]), {})[r["strategy"]] = r
+    names = list(dict.fromkeys(r["strategy"] for r in rows))
+    lines = ["| target | solver | NFE | metric | " + " | ".join(names) + " |"]
+    lines.append("|" + "---|" * (4 + len(names)))
+    for (target, solver, nfe), cell in sorted(cells.items()):
+        metric = "fd" if target == "digits-model" else "sw2"
+        best = min(cell, key=lambda k: cell[k][metric]["mean"])
+        values = []
+        for name in names:
+            if name not in cell:
+                values.append("")
+                continue
+            m = cell[name][metric]
+            text = f"{m['mean']:.3g} ± {m['ci95']:.2g}"
+            values.append(f"**{text}**" if name == best else text)
+        lines.append(f"| {target} | {solver} | {nfe} | {metric} | " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def write_summary(rows, out: Path) -> dict:
+    summary = summarize(rows)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_bytes(out / "table.md", (table(rows) + "\n").encode())
+    return summary
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--targets", default=",".join(TARGETS[:3]))
+    p.add_argument("--solvers", default="euler,heun,dpmpp-2m")
+    p.add_argument("--nfe", default="3,5,10")
+    p.add_argument("--seeds", type=int, default=3, help="held-out sampling seeds")
+    p.add_argument("--eval-samples", type=int, default=2000)
+    p.add_argument("--iterations", type=int, default=300, help="Adam steps per fit")
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--objective-batch", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0, help="fits' seed (and the teacher pairs')")
+    p.add_argument("--model", default="runs/digits-edm")
+    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--summarize", default=None, help="comma-separated rows.jsonl files to merge")
+    p.add_argument("--smoke", action="store_true")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.summarize:
+        rows = read_rows(args.summarize.split(","))
+        print(json.dumps(write_summary(rows, out), indent=1)[:2000])
+        return
+    args.targets = _choices("--targets", args.targets, TARGETS)
+    args.solvers = _choices("--solvers", args.solvers, SAMPLERS)
+    args.nfe = _ints("--nfe", args.nfe)
+    if args.smoke:
+        args.seeds, args.eval_samples, args.iterations, args.objective_batch = 2, 256, 5, 64
+    path = out / "rows.jsonl"
+    rows = read_rows([path]) if args.resume and path.exists() else []
+    if not args.resume and path.exists():
+        path.unlink()
+    finished = {(r["target"], r["solver"], r["nfe"]) for r in rows}
+    for name in args.targets:
+        todo = [(s, n) for s in args.solvers for n in args.nfe if (name, s, n) not in finished]
+        if not todo:
+            continue
+        target = make_target(name, Path(args.model), 2000 if name != "digits-model" else 360)
+        fixed = target_schedules(target, 128 if args.smoke else 512, args.smoke)
+        if name == "digits-model":
+            args.eval_samples = min(args.eval_samples, 1000)
+        for solver, nfe in todo:
+            started = time.perf_counter()
+            cell = run_cell(target, solver, nfe, args, fixed)
+            with path.open("a") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in cell))
+            rows += cell
+            jax.clear_caches()
+            print(f"{name} {solver} nfe={nfe}: {time.perf_counter() - started:.0f} s", flush=True)
+    summary = write_summary(rows, out)
+    print(
+        f"learned range best in {summary['range_wins']}/{summary['range_cells']} (objective, cell)"
+    )
+
+
+if __name__ == "__main__":
+    main()
