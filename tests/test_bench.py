@@ -112,3 +112,11 @@ def test_reference_loops_match_the_samplers():
                 ours = probability_flow(den, levels, y0, solver=solver)
             reference = reference_sampler(solver, den, levels, y0, xi)
             np.testing.assert_allclose(ours, reference, rtol=1e-10, atol=1e-12, err_msg=solver)
+
+
+def test_bench_digits_time_to_schedule(capsys):
+    record = _run(capsys, ["--quick", "--sections", "digits_time_to_schedule", "--repeats", "1"])
+    section = record["digits_time_to_schedule"]
+    assert section["teacher_pairs"]["num_pairs"] == 32
+    for name in ("trajectory", "sliced-w2", "mmd"):
+        assert section[name]["median_s"] > 0

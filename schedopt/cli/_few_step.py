@@ -125,3 +125,56 @@ def few_step_gradients(timed, quick: bool, repeats: int, nfe: int = 5) -> dict:
         "UNROLL_MAX_STEPS solver steps are stepped unrolled over the diffrax solvers' own step"
     )
     return out
+
+
+def digits_time_to_schedule(timed, quick: bool, repeats: int, nfe: int = 5) -> dict:
+    """Wall time to a schedule for each sample-based objective on the digits U-Net (random
+    weights: the time does not depend on them), DPM-Solver++(2M) at ``nfe``: the teacher
+    pairs (trajectory; 64 Heun steps, computed once) and a full Adam fit of a 16-knot cubic
+    with the range learned."""
+    from ..data import load_dataset
+    from ..models import NNXDenoiser
+    from ..models.networks import build_network, default_network_config
+    from ..objectives import TrajectoryMatching, discrepancy_objective, teacher_pairs
+    from ..objectives.teacher import _MEMORY
+    from ..optimize import optimize
+    from ..sampling import make_sampler
+    from ..schedules import EDM, MonotoneCubic, RangedSchedule
+
+    denoiser = NNXDenoiser.from_module(build_network(default_network_config((8, 8, 1)), seed=0))
+    data = jnp.asarray(load_dataset("digits").train)
+    sampler = make_sampler("dpmpp-2m", nfe)
+    num_pairs, batch, iterations = (32, 24, 5) if quick else (256, 128, 300)
+    start = RangedSchedule.from_schedule(
+        MonotoneCubic.from_schedule(EDM(), 16), (0.002, 160.0), (0.002, 80.0)
+    )
+
+    def pairs():
+        _MEMORY.clear()  # time the teacher solve itself, not the cache
+        return teacher_pairs(denoiser, (8, 8, 1), num_pairs, teacher_steps=64).targets
+
+    out = {"nfe": nfe, "solver": "dpmpp-2m", "iterations": iterations, "batch": batch}
+    out["teacher_pairs"] = timed(pairs, repeats)
+    out["teacher_pairs"]["num_pairs"] = num_pairs
+    objectives = {
+        "trajectory": TrajectoryMatching(
+            denoiser, sampler, teacher_pairs(denoiser, (8, 8, 1), num_pairs, teacher_steps=64)
+        ),
+        **{
+            name: discrepancy_objective(
+                name, denoiser, sampler, data, batch_size=batch, data_batch_size=256
+            )
+            for name in ("sliced-w2", "mmd")
+        },
+    }
+    for name, objective in objectives.items():
+
+        def fit(objective=objective):
+            return optimize(start, objective, num_iterations=iterations, progress=False).losses
+
+        out[name] = timed(fit, repeats)
+    out["note"] = (
+        "fit median_s excludes compilation (compile_s); time to a trajectory schedule is "
+        "teacher_pairs + trajectory"
+    )
+    return out

@@ -16,6 +16,8 @@ Ratios are measured in the same process. Sections:
 - ``few_step_gradients``: value+gradient w.r.t. the grid of every few-step solver at 5 NFE
   on the digits U-Net (random weights, 128 samples), schedopt's sampler vs a hand-unrolled
   loop of the same steps (:mod:`schedopt.cli._few_step`), with their ratio;
+- ``digits_time_to_schedule``: teacher pairs and a full fit of each sample-based objective
+  (range learned) on the digits U-Net at 5 NFE with DPM-Solver++(2M);
 - ``sharding``: value+gradient of a sample-based objective with its batch split over every
   device vs on one device (skipped with one device; on CPU,
   ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` gives two).
@@ -37,7 +39,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-SECTIONS = ("kl_scaling", "time_to_schedule", "sampler_overhead", "few_step_gradients", "sharding")
+SECTIONS = (
+    "kl_scaling",
+    "time_to_schedule",
+    "sampler_overhead",
+    "few_step_gradients",
+    "digits_time_to_schedule",
+    "sharding",
+)
 
 
 def register(subparsers) -> None:
@@ -310,6 +319,10 @@ def run(args) -> int:
         from ._few_step import few_step_gradients
 
         record["few_step_gradients"] = few_step_gradients(timed, quick, repeats)
+    if "digits_time_to_schedule" in sections:
+        from ._few_step import digits_time_to_schedule
+
+        record["digits_time_to_schedule"] = digits_time_to_schedule(timed, quick, repeats)
     if "sharding" in sections:
         record["sharding"] = sharding(quick, repeats)
     text = json.dumps(record, indent=2)
