@@ -8,6 +8,7 @@ from .costs import (
     ays_step_costs,
     gaussian_range_costs,
     gaussian_step_costs,
+    initial_mismatch,
     teacher_trajectory,
     trajectory_step_costs,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "dp_select",
     "gaussian_range_costs",
     "gaussian_step_costs",
+    "initial_mismatch",
     "optimize_ays",
     "schedule_from_sigmas",
     "teacher_levels",

@@ -149,3 +149,49 @@ def test_trajectory_costs_vanish_for_a_perfect_step_and_grow_with_step_size():
 def test_errors_name_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_dp_with_free_ends_is_the_brute_force_optimum():
+    import itertools
+
+    from schedopt.search import dp_select
+
+    rng = np.random.default_rng(4)
+    m, n = 7, 3
+    cost = rng.uniform(0, 1, (m, m))
+    start, end = rng.uniform(0, 1, m), rng.uniform(0, 1, m)
+    best = min(
+        (start[p[0]] + sum(cost[a, b] for a, b in zip(p[:-1], p[1:], strict=True)) + end[p[-1]], p)
+        for p in itertools.combinations(range(m), n)
+    )
+    indices, total = dp_select(cost, n, start_cost=start, end_cost=end)
+    assert tuple(indices) == best[1]
+    np.testing.assert_allclose(total, best[0])
+    fixed, _ = dp_select(cost, n)
+    assert fixed[0] == 0 and fixed[-1] == m - 1
+
+
+def test_range_costs_are_the_kls_of_the_start_and_of_the_last_step():
+    from schedopt.gaussian import Spectrum, gaussian_kl, sigma_grid
+    from schedopt.search import gaussian_range_costs, initial_mismatch
+
+    spectrum = Spectrum([0.05, 0.5, 2.0], mean=[0.3, -1.0, 0.5])
+    levels = np.geomspace(80.0, 0.01, 6)
+    start, end = gaussian_range_costs(spectrum, levels, init="ve")
+    for s, a, b in zip(levels, start, end, strict=True):
+        np.testing.assert_allclose(b, gaussian_kl(spectrum, sigma_grid([s, 0.0])), rtol=1e-5)
+        np.testing.assert_allclose(a, initial_mismatch(spectrum, s), rtol=1e-6)
+    assert np.all(np.diff(start) > 0) and np.all(np.diff(end) < 0)  # starting low costs
+
+
+def test_ays_with_free_ends_stays_in_its_bounds_and_lowers_its_bound():
+    from schedopt.gaussian import Spectrum
+    from schedopt.search import ays_bound, initial_mismatch, optimize_ays
+
+    spectrum = Spectrum([0.01, 0.3, 2.0])
+    fixed = optimize_ays(spectrum, 5, num_iterations=300)
+    free = optimize_ays(spectrum, 5, num_iterations=300, bounds=(0.002, 160.0))
+    levels = free.sigmas[:-1]
+    assert 0.002 < levels[-1] and levels[0] < 160.0 and np.all(np.diff(levels) < 0)
+    with_start = float(ays_bound(spectrum, fixed.sigmas) + initial_mismatch(spectrum, 80.0))
+    assert free.cost < with_start
