@@ -64,7 +64,8 @@ OUT = Path(__file__).parent / "out" / "range"
 TARGETS = ("ring", "gmm64", "digits-gaussian", "digits-model")
 BOUNDS = (0.002, 160.0)
 S_LO = (0.002, 0.006, 0.02, 0.06, 0.2, 0.6, 1.5, 3.0)
-S_HI = (10.0, 20.0, 40.0, 80.0, 160.0)
+S_HI = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
+SEARCH_SAMPLES = 1000  # per candidate range of the grid search (one search seed)
 HELD_OUT_SEED = 10_000  # evaluation: HELD_OUT_SEED + i; range search: SEARCH_SEED + i
 SEARCH_SEED = 20_000
 T_95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
@@ -191,8 +192,10 @@ def run_cell(target, solver, nfe, args, fixed) -> list[dict]:
     sample = _sampling_fn(target, solver, n, batch)
     metric = headline_metric(target)
 
+    search_sample = _sampling_fn(target, solver, n, min(batch, SEARCH_SAMPLES))
+
     def score(schedule, seed=SEARCH_SEED):
-        x = np.asarray(sample(schedule, jax.random.key(seed)))
+        x = np.asarray(search_sample(schedule, jax.random.key(seed)))
         return sample_metrics(target, x, jax.random.key(seed + 1))[metric]
 
     schedules, seconds, search = cell_schedules(target, solver, n, args, fixed, score)

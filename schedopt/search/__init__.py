@@ -12,6 +12,7 @@ from .costs import (
     teacher_trajectory,
     trajectory_step_costs,
 )
+from .dmn import dmn_bound, model_error, optimize_dmn
 from .dp import SearchResult, dp_search, dp_select, schedule_from_sigmas, teacher_levels
 
 __all__ = [
@@ -20,11 +21,14 @@ __all__ = [
     "ays_interval_bound",
     "ays_single_eigenvalue_optimum",
     "ays_step_costs",
+    "dmn_bound",
     "dp_search",
     "dp_select",
     "gaussian_range_costs",
     "gaussian_step_costs",
     "initial_mismatch",
+    "model_error",
+    "optimize_dmn",
     "optimize_ays",
     "schedule_from_sigmas",
     "teacher_levels",

@@ -1,5 +1,6 @@
 import itertools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -195,3 +196,37 @@ def test_ays_with_free_ends_stays_in_its_bounds_and_lowers_its_bound():
     assert 0.002 < levels[-1] and levels[0] < 160.0 and np.all(np.diff(levels) < 0)
     with_start = float(ays_bound(spectrum, fixed.sigmas) + initial_mismatch(spectrum, 80.0))
     assert free.cost < with_start
+
+
+@pytest.mark.parametrize("solver", ["dpmpp-2m", "dpmpp-3m"])
+def test_dmn_coefficients_are_the_outputs_sensitivity_to_each_evaluation(solver):
+    """c_k = d u_{M-1} / d D_k through the solver's own recursion (u = y / s)."""
+    from schedopt import _multistep
+    from schedopt.search.dmn import _coefficients
+
+    with jax.enable_x64(True):
+        levels = jnp.asarray(np.geomspace(80.0, 0.01, 7))
+        order = 2 if solver == "dpmpp-2m" else 3
+        plan = _multistep.dpmpp_plan(levels, 7, order)
+
+        def output(errors):
+            y, history = jnp.zeros(()), tuple(jnp.zeros(()) for _ in range(order - 1))
+            for i in range(6):
+                y, history = _multistep.linear_update(
+                    y, errors[i], history, plan.ratio[i], plan.weights[i]
+                )
+            return y / levels[-1]
+
+        sensitivity = jax.grad(output)(jnp.zeros(7))
+        np.testing.assert_allclose(_coefficients(levels, 7, solver), sensitivity, rtol=1e-10)
+
+
+def test_optimize_dmn_lowers_its_bound_from_logsnr_uniform():
+    from schedopt.search import dmn_bound, optimize_dmn
+
+    start = np.concatenate([np.geomspace(80.0, 0.002, 6), [0.0]])
+    result = optimize_dmn(6, "unipc", num_iterations=300)
+    assert result.cost < 0.9 * float(dmn_bound(start, "unipc"))
+    assert result.sigmas[0] == 80.0 and np.all(np.diff(result.sigmas) < 0)
+    with pytest.raises(ValueError, match="solver"):
+        optimize_dmn(6, "euler")

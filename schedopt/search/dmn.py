@@ -1,0 +1,141 @@
+"""A DMN-style analytic bound for the multistep solvers, and its minimiser (no model, no data).
+
+Xue et al., "Accelerating Diffusion Sampling with Optimized Time Steps" (DMN), choose the
+interior logSNRs of a DPM-Solver++ / UniPC grid by minimising a closed-form bound on the
+global error, written as the model's errors propagated to the output: in the units
+``u = y / s`` (``x / sigma``) a data-prediction step is ``u' = u + sum_j (W_j / s') D_j`` —
+the linear part is the identity — so the output's dependence on each evaluation
+``D_k = D(y_k; s_k)`` is the sum of its coefficients over the steps that use it,
+``c_k = sum_i W_{i, k} / s_{i+1}``. With the model's error at level ``s`` modelled as
+``e(s)`` (DMN: ``sigma^2 / alpha = s^2 / sqrt(1 + s^2)`` for latent models, ``sigma / alpha
+= s`` for pixel models), the bound is
+
+    B = s_{M-1} sum_k |c_k| e(s_k)  (+ e(s_{M-1}) when a last step to 0 returns D),
+
+the error of the state at the last positive level plus, on a ``final="zero"`` grid, the
+last evaluation's own. It is written here from that description with schedopt's own
+coefficient plans (:mod:`schedopt._multistep`, so the orders and their lowering at the ends
+are exactly the sampler's); UniPC's corrector is ignored, as in DMN. The ends are fixed and
+the interior minimised by Adam on softmax log-sigma decrements (DMN uses scipy's
+``trust-constr``), like :func:`~schedopt.search.optimize_ays`.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .. import _multistep
+from .._checks import check_choice, check_positive_float, check_positive_int, is_concrete
+from .ays import _levels
+from .dp import SearchResult
+
+ERROR_MODELS = ("latent", "pixel")
+SOLVERS = ("dpmpp-2m", "dpmpp-3m", "unipc")
+
+
+def model_error(s, error: str = "latent"):
+    """DMN's model-error proxy at EDM level ``s``: ``s^2 / sqrt(1 + s^2)`` or ``s``.
+
+    >>> round(float(model_error(1.0)), 4)
+    0.7071
+    """
+    check_choice("error", error, ERROR_MODELS)
+    s = jnp.asarray(s)
+    return s**2 / jnp.sqrt(1.0 + s**2) if error == "latent" else s
+
+
+def _coefficients(levels, total_steps: int, solver: str):
+    n = levels.shape[0] - 1
+    if solver == "unipc":
+        plan = _multistep.unipc_plan(levels, total_steps)
+        weights = plan.predictor
+    else:
+        order = 2 if solver == "dpmpp-2m" else 3
+        weights = _multistep.dpmpp_plan(levels, total_steps, order).weights
+    # c_k = sum_i W[i, i - k] / s_{i+1}: scatter each step's weights onto its nodes
+    c = jnp.zeros((n + 1,), levels.dtype)
+    for j in range(weights.shape[1]):
+        nodes = np.arange(n) - j
+        valid = nodes >= 0
+        c = c.at[np.where(valid, nodes, 0)].add(jnp.where(valid, weights[:, j], 0.0) / levels[1:])
+    return c
+
+
+def dmn_bound(sigmas, solver: str = "dpmpp-2m", error: str = "latent"):
+    """The bound ``B`` of a grid ``s_0 > ... > s_N >= 0`` for ``solver`` (module docstring).
+
+    >>> import numpy as np
+    >>> rough = dmn_bound(np.geomspace(80, 0.002, 6).tolist() + [0.0])
+    >>> bool(float(rough) > 0)
+    True
+    """
+    check_choice("solver", solver, SOLVERS)
+    sigmas = jnp.asarray(sigmas, dtype=jnp.result_type(float))
+    to_zero = bool(float(sigmas[-1]) == 0.0) if is_concrete(sigmas) else True
+    levels = sigmas[:-1] if to_zero else sigmas
+    n = levels.shape[0] - 1
+    if n < 1:
+        return model_error(levels[-1], error) if to_zero else jnp.zeros(())
+    c = _coefficients(levels, n + int(to_zero), solver)
+    bound = levels[-1] * jnp.sum(jnp.abs(c) * model_error(levels, error))
+    return bound + (model_error(levels[-1], error) if to_zero else 0.0)
+
+
+@eqx.filter_jit
+def _descend(logits, log_max, log_min, solver, error, learning_rate, num_iterations):
+    optimizer = optax.adam(learning_rate)
+
+    def loss(z):
+        levels = _levels(z, log_max, log_min)
+        return dmn_bound(jnp.concatenate([levels, jnp.zeros((1,))]), solver, error)
+
+    def body(carry, _):
+        z, state, best_z, best = carry
+        value, grad = jax.value_and_grad(loss)(z)
+        better = value < best
+        best_z, best = jnp.where(better, z, best_z), jnp.where(better, value, best)
+        updates, state = optimizer.update(grad, state, z)
+        return (optax.apply_updates(z, updates), state, best_z, best), value
+
+    init = (logits, optimizer.init(logits), logits, jnp.inf)
+    (z, _, best_z, best), _ = jax.lax.scan(body, init, None, length=num_iterations)
+    return jnp.where(loss(z) < best, z, best_z)
+
+
+def optimize_dmn(
+    num_steps: int,
+    solver: str = "dpmpp-2m",
+    sigma_min: float = 0.002,
+    sigma_max: float = 80.0,
+    error: str = "latent",
+    num_iterations: int = 500,
+    learning_rate: float = 0.05,
+) -> SearchResult:
+    """Minimise :func:`dmn_bound` over the interior levels of a ``num_steps``-step
+    ``final="zero"`` grid (ends fixed), started from logSNR-uniform as DMN does.
+
+    >>> r = optimize_dmn(5, num_iterations=100)
+    >>> r.sigmas.shape, bool(r.sigmas[0] == 80.0)
+    ((6,), True)
+    """
+    n = check_positive_int("num_steps", num_steps)
+    check_choice("solver", solver, SOLVERS)
+    check_choice("error", error, ERROR_MODELS)
+    check_positive_float("sigma_min", sigma_min)
+    if not sigma_min < sigma_max:
+        raise ValueError(f"need sigma_min < sigma_max, got {sigma_min=}, {sigma_max=}")
+    num_iterations = check_positive_int("num_iterations", num_iterations)
+    learning_rate = check_positive_float("learning_rate", learning_rate)
+    if n <= 2:
+        sigmas = np.asarray([sigma_max, sigma_min][:n] + [0.0])
+        return SearchResult(sigmas, None, float(dmn_bound(sigmas, solver, error)))
+    log_max, log_min = float(np.log(sigma_max)), float(np.log(sigma_min))
+    logits = jnp.zeros((n - 1,))  # equal decrements: logSNR-uniform
+    z = _descend(logits, log_max, log_min, solver, error, learning_rate, num_iterations)
+    sigmas = np.concatenate([np.asarray(_levels(z, log_max, log_min)), [0.0]])
+    sigmas[0], sigmas[n - 1] = sigma_max, sigma_min
+    return SearchResult(sigmas, None, float(dmn_bound(sigmas, solver, error)))
