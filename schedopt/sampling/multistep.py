@@ -377,6 +377,33 @@ def unrolled_solve(solver: diffrax.AbstractSolver, terms, y0, num_steps: int):
     return y
 
 
+def solve_grid(solver: diffrax.AbstractSolver, terms, y0, num_steps: int):
+    """``num_steps`` steps over ``u = 0, 1, ..., num_steps``: unrolled for at most
+    :data:`UNROLL_MAX_STEPS` steps (:func:`unrolled_solve`), else ``diffeqsolve`` with
+    ``StepTo`` at the integer times.
+
+    >>> from schedopt.models import GaussianDenoiser
+    >>> term = ProbabilityFlowTerm(GaussianDenoiser(jnp.ones(1)), jnp.array([2.0, 1.0]), 1)
+    >>> round(float(solve_grid(diffrax.Euler(), term, jnp.ones((1, 1)), 1)[0, 0]), 6)
+    0.6
+    """
+    if num_steps <= UNROLL_MAX_STEPS:
+        return unrolled_solve(solver, terms, y0, num_steps)
+    ts = jnp.arange(num_steps + 1, dtype=jnp.result_type(y0.dtype, float))
+    sol = diffrax.diffeqsolve(
+        terms,
+        solver,
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=y0,
+        stepsize_controller=diffrax.StepTo(ts=ts),
+        saveat=diffrax.SaveAt(t1=True),
+        max_steps=num_steps,
+    )
+    return sol.ys[0]
+
+
 #: The multistep solvers by name.
 MULTISTEP_SOLVERS = {
     "dpmpp-2m": lambda: DPMSolverPP(order=2),

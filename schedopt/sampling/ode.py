@@ -36,11 +36,10 @@ from ..schedules.base import FINALS, AbstractSchedule, grid_times
 from .base import AbstractSampler, _check_state
 from .multistep import (
     MULTISTEP_SOLVERS,
-    UNROLL_MAX_STEPS,
     AbstractMultistepSolver,
     DPMSolverPPSDE,
     ProbabilityFlowTerm,
-    unrolled_solve,
+    solve_grid,
 )
 
 #: diffrax solvers by name: Euler, explicit Runge–Kutta methods, multistep solvers.
@@ -149,22 +148,8 @@ def probability_flow(
     m = levels.shape[0]
     y = y0
     term = ProbabilityFlowTerm(denoiser, levels, total_steps=m - 1 + int(to_zero))
-    if 1 < m <= UNROLL_MAX_STEPS + 1:
-        y = unrolled_solve(solver, term, y0, m - 1)
-    elif m > 1:
-        ts = jnp.arange(m, dtype=y0.dtype)
-        sol = diffrax.diffeqsolve(
-            term,
-            solver,
-            t0=ts[0],
-            t1=ts[-1],
-            dt0=None,
-            y0=y0,
-            stepsize_controller=diffrax.StepTo(ts=ts),
-            saveat=diffrax.SaveAt(t1=True),
-            max_steps=m - 1,
-        )
-        y = sol.ys[0]
+    if m > 1:
+        y = solve_grid(solver, term, y0, m - 1)
     if to_zero:
         y = denoiser(y, levels[-1])
     return y

@@ -40,13 +40,7 @@ from ..models.base import AbstractDenoiser
 from ..schedules.base import FINALS, AbstractSchedule, grid, grid_times
 from ..schedules.processes import VE, VP, AbstractProcess, process_from_name
 from .base import NOISES, AbstractSampler, _check_state, _require_key, draw_noise
-from .multistep import (
-    UNROLL_MAX_STEPS,
-    DPMSolverPPSDE,
-    ProbabilityFlowTerm,
-    unit_noise_term,
-    unrolled_solve,
-)
+from .multistep import DPMSolverPPSDE, ProbabilityFlowTerm, solve_grid, unit_noise_term
 
 
 class ReparameterisedNoisePath(diffrax.AbstractPath):
@@ -409,22 +403,7 @@ def dpmpp_2m_sde(
         ts = jnp.arange(m, dtype=y0.dtype)
         flow = ProbabilityFlowTerm(denoiser, levels, total_steps=m - 1 + int(to_zero))
         terms = diffrax.MultiTerm(flow, unit_noise_term(ReparameterisedNoisePath(ts, xi)))
-        solver = DPMSolverPPSDE(eta)
-        if m - 1 <= UNROLL_MAX_STEPS:
-            y = unrolled_solve(solver, terms, y0, m - 1)
-        else:
-            sol = diffrax.diffeqsolve(
-                terms,
-                solver,
-                t0=ts[0],
-                t1=ts[-1],
-                dt0=None,
-                y0=y0,
-                stepsize_controller=diffrax.StepTo(ts=ts),
-                saveat=diffrax.SaveAt(t1=True),
-                max_steps=m - 1,
-            )
-            y = sol.ys[0]
+        y = solve_grid(DPMSolverPPSDE(eta), terms, y0, m - 1)
     if to_zero:
         y = denoiser(y, levels[-1])
     return y

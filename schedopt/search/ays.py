@@ -19,15 +19,14 @@ noise ``N(0, s_hi^2)``); the last interval ``s_lo -> 0`` is in the sum already.
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from .._checks import check_positive_float, check_positive_int
 from ..gaussian.spectrum import Spectrum
 from .costs import ays_interval_bound, initial_mismatch
+from .descent import best_descent
 from .dp import SearchResult
 
 
@@ -53,32 +52,14 @@ def _range_levels(logits, log_hi, log_lo):
     return jnp.exp(log_hi + fractions * (log_lo - log_hi))
 
 
-@eqx.filter_jit
-def _descend(logits, spectrum, log_max, log_min, learning_rate, num_iterations, free_range):
-    """Adam on the decrement logits; the best iterate seen. Module-level and keyed by its
-    static arguments, so a repeated search with the same settings reuses its compilation."""
-    optimizer = optax.adam(learning_rate)
-
-    def loss(z):
-        if free_range:
-            levels = _range_levels(z, log_max, log_min)
-            start = initial_mismatch(spectrum, levels[0])
-        else:
-            levels, start = _levels(z, log_max, log_min), 0.0
-        return start + ays_bound(spectrum, jnp.concatenate([levels, jnp.zeros((1,))]))
-
-    def body(carry, _):
-        z, state, best_z, best = carry
-        value, grad = jax.value_and_grad(loss)(z)
-        better = value < best
-        best_z = jnp.where(better, z, best_z)
-        best = jnp.where(better, value, best)
-        updates, state = optimizer.update(grad, state, z)
-        return (optax.apply_updates(z, updates), state, best_z, best), value
-
-    init = (logits, optimizer.init(logits), logits, jnp.inf)
-    (z, _, best_z, best), _ = jax.lax.scan(body, init, None, length=num_iterations)
-    return jnp.where(loss(z) < best, z, best_z)
+def _ays_loss(z, args):
+    spectrum, log_max, log_min, free_range = args
+    if free_range:
+        levels = _range_levels(z, log_max, log_min)
+        start = initial_mismatch(spectrum, levels[0])
+    else:
+        levels, start = _levels(z, log_max, log_min), 0.0
+    return start + ays_bound(spectrum, jnp.concatenate([levels, jnp.zeros((1,))]))
 
 
 def optimize_ays(
@@ -125,15 +106,8 @@ def optimize_ays(
             )
         log_levels = np.log(np.concatenate([[hi], edm, [lo]]))
         gaps = np.maximum(-np.diff(log_levels), 1e-3 * np.log(hi / lo))
-        z = _descend(
-            jnp.asarray(np.log(gaps)),
-            spectrum,
-            np.log(hi),
-            np.log(lo),
-            learning_rate,
-            num_iterations,
-            True,
-        )
+        args = (spectrum, float(np.log(hi)), float(np.log(lo)), True)
+        z = best_descent(_ays_loss, jnp.asarray(np.log(gaps)), args, learning_rate, num_iterations)
         levels = np.asarray(_range_levels(z, np.log(hi), np.log(lo)))
         sigmas = np.concatenate([levels, [0.0]])
         cost = float(ays_bound(spectrum, sigmas) + initial_mismatch(spectrum, levels[0]))
@@ -144,7 +118,8 @@ def optimize_ays(
         return SearchResult(sigmas, None, float(ays_bound(spectrum, sigmas)))
     log_max, log_min = float(np.log(sigma_max)), float(np.log(sigma_min))
     logits = jnp.asarray(np.log(-np.diff(np.log(edm))))
-    z = _descend(logits, spectrum, log_max, log_min, learning_rate, num_iterations, False)
+    args = (spectrum, log_max, log_min, False)
+    z = best_descent(_ays_loss, logits, args, learning_rate, num_iterations)
     sigmas = np.concatenate([np.asarray(_levels(z, log_max, log_min)), [0.0]])
     sigmas[0], sigmas[n - 1] = sigma_max, sigma_min
     return SearchResult(sigmas, None, float(ays_bound(spectrum, sigmas)))

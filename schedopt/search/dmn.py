@@ -22,15 +22,13 @@ the interior minimised by Adam on softmax log-sigma decrements (DMN uses scipy's
 
 from __future__ import annotations
 
-import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from .. import _multistep
 from .._checks import check_choice, check_positive_float, check_positive_int, is_concrete
 from .ays import _levels
+from .descent import best_descent
 from .dp import SearchResult
 
 ERROR_MODELS = ("latent", "pixel")
@@ -85,25 +83,10 @@ def dmn_bound(sigmas, solver: str = "dpmpp-2m", error: str = "latent"):
     return bound + (model_error(levels[-1], error) if to_zero else 0.0)
 
 
-@eqx.filter_jit
-def _descend(logits, log_max, log_min, solver, error, learning_rate, num_iterations):
-    optimizer = optax.adam(learning_rate)
-
-    def loss(z):
-        levels = _levels(z, log_max, log_min)
-        return dmn_bound(jnp.concatenate([levels, jnp.zeros((1,))]), solver, error)
-
-    def body(carry, _):
-        z, state, best_z, best = carry
-        value, grad = jax.value_and_grad(loss)(z)
-        better = value < best
-        best_z, best = jnp.where(better, z, best_z), jnp.where(better, value, best)
-        updates, state = optimizer.update(grad, state, z)
-        return (optax.apply_updates(z, updates), state, best_z, best), value
-
-    init = (logits, optimizer.init(logits), logits, jnp.inf)
-    (z, _, best_z, best), _ = jax.lax.scan(body, init, None, length=num_iterations)
-    return jnp.where(loss(z) < best, z, best_z)
+def _dmn_loss(z, args):
+    log_max, log_min, solver, error = args
+    levels = _levels(z, log_max, log_min)
+    return dmn_bound(jnp.concatenate([levels, jnp.zeros((1,))]), solver, error)
 
 
 def optimize_dmn(
@@ -135,7 +118,8 @@ def optimize_dmn(
         return SearchResult(sigmas, None, float(dmn_bound(sigmas, solver, error)))
     log_max, log_min = float(np.log(sigma_max)), float(np.log(sigma_min))
     logits = jnp.zeros((n - 1,))  # equal decrements: logSNR-uniform
-    z = _descend(logits, log_max, log_min, solver, error, learning_rate, num_iterations)
+    args = (log_max, log_min, solver, error)
+    z = best_descent(_dmn_loss, logits, args, learning_rate, num_iterations)
     sigmas = np.concatenate([np.asarray(_levels(z, log_max, log_min)), [0.0]])
     sigmas[0], sigmas[n - 1] = sigma_max, sigma_min
     return SearchResult(sigmas, None, float(dmn_bound(sigmas, solver, error)))
