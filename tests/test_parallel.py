@@ -56,7 +56,10 @@ WORKER = textwrap.dedent(
         results = {}
         for label, mesh in (("four", batch_mesh()), ("one", batch_mesh(jax.devices()[:1]))):
             objective = build(name, mesh)
-            y0 = objective.initial_states(schedule, jax.random.key(2))
+            if name == "trajectory":
+                y0, _ = objective.batch(jax.random.key(2))
+            else:
+                y0 = objective.initial_states(schedule, jax.random.key(2))
             loss, grad = value_and_grad(params, objective, jax.random.key(3))
             results[label] = dict(loss=float(loss), grad=grad.logits.tolist(),
                                   devices=len(y0.sharding.device_set))

@@ -202,14 +202,18 @@ class TrajectoryMatching(AbstractObjective):
             noise = noise + jax.lax.stop_gradient(delta)
         return jnp.mean(self._per_sample(self._student(schedule, noise), target))
 
-    def __call__(self, schedule: AbstractSchedule, key) -> Array:
+    def batch(self, key) -> tuple[Array, Array]:
+        """One step's (noise, teacher output) pairs, drawn without replacement when
+        ``batch_size`` is set, sharded over the batch mesh."""
         noise, target = self.pairs.noise, self.pairs.targets
         if self.batch_size is not None:
             rows = jax.random.choice(key, noise.shape[0], (self.batch_size,), replace=False)
             noise, target = noise[rows], target[rows]
         mesh = batch_mesh() if self.mesh is None else self.mesh
-        noise, target = shard_batch(noise, mesh), shard_batch(target, mesh)
-        return self._loss(schedule, noise, target)
+        return shard_batch(noise, mesh), shard_batch(target, mesh)
+
+    def __call__(self, schedule: AbstractSchedule, key) -> Array:
+        return self._loss(schedule, *self.batch(key))
 
     def validation_loss(self, schedule: AbstractSchedule) -> Array:
         """The loss on the held-out pairs (no slack, all of them).
