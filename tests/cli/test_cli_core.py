@@ -110,12 +110,11 @@ def test_optimize_resume_continues_a_run_exactly(tmp_path, capsys):
         "--num-knots",
         "6",
         "--no-progress",
-        "--checkpoint-every",
-        "10",
     ]
-    assert main(common + ["--iterations", "30", "--out", str(tmp_path / "a"), "--resume"]) == 0
+    resume = ["--resume", "--checkpoint-every", "10"]
+    assert main(common + ["--iterations", "30", "--out", str(tmp_path / "a"), *resume]) == 0
     # A second call with more iterations resumes from step 30 of the first.
-    assert main(common + ["--iterations", "50", "--out", str(tmp_path / "a"), "--resume"]) == 0
+    assert main(common + ["--iterations", "50", "--out", str(tmp_path / "a"), *resume]) == 0
     assert main(common + ["--iterations", "50", "--out", str(tmp_path / "b")]) == 0
     capsys.readouterr()
     resumed, straight = load_card(tmp_path / "a"), load_card(tmp_path / "b")
