@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ from ._common import (
     format_table,
     int_range,
     noise_level,
+    working_dtype,
 )
 from ._objectives import discover
 from ._rundir import RunDirectory, check_run_dir
@@ -327,23 +329,36 @@ def run(args) -> int:
     key = jax.random.fold_in(jax.random.key(args.seed), args.iterations)
     solved = solver_record(args) is not None
     sampler = args.solver if solved else "no sampler"
+    start_value = float(objective(start, key))
+    if not math.isfinite(start_value):
+        raise ValueError(
+            f"{objective.name} is {start_value} at the schedule the run starts from "
+            f"(--family {args.family}, --nfe {args.nfe}, noise levels {args.sigma_min:g} to "
+            f"{args.sigma_max:g}) in {working_dtype().name}: the inputs are beyond its "
+            "precision (e.g. eigenvalues far below the squared noise levels); pass --x64, or "
+            "change --nfe, --sigma-min or --sigma-max"
+        )
 
     started = time.perf_counter()
     with RunDirectory(out, option="--out", outputs=OUTPUTS, resumable=("checkpoints",)) as run_dir:
         log_path = run_dir.staged("log.jsonl")
-        result = optimize(
-            start,
-            objective,
-            num_iterations=args.iterations,
-            learning_rate=args.lr,
-            seed=args.seed,
-            log_path=log_path,
-            progress=not args.no_progress,
-            checkpoint_dir=checkpoint_dir if args.resume else None,
-            checkpoint_every=args.checkpoint_every,
-            settings=settings if args.resume else None,
-        )
-        start_value = float(objective(start, key))
+        try:
+            result = optimize(
+                start,
+                objective,
+                num_iterations=args.iterations,
+                learning_rate=args.lr,
+                seed=args.seed,
+                log_path=log_path,
+                progress=not args.no_progress,
+                checkpoint_dir=checkpoint_dir if args.resume else None,
+                checkpoint_every=args.checkpoint_every,
+                settings=settings if args.resume else None,
+            )
+        except OptimizationError as e:
+            raise OptimizationError(
+                f"{e} (here --lr {args.lr:g}; --x64 computes in float64)"
+            ) from None
         if result.final_loss > start_value + 0.01 * abs(start_value) + 1e-12:
             raise OptimizationError(
                 f"the learned schedule is worse than the one it started from ({objective.name} "

@@ -92,6 +92,8 @@ CASES = [
     ([*OPT, "--eigenvalues", "-1,1"], 2, "--eigenvalues: eigenvalues must be finite and > 0"),
     ([*OPT, "--eigenvalues", "1,x"], 2, "--eigenvalues must be comma-separated numbers"),
     ([*OPT, "--eigenvalues", "1e-12"], 2, "below what float32 resolves (1e-12); pass --x64"),
+    # NaN at the first step, blamed on the learning rate before
+    ([*OPT, *FAST, "--eigenvalues", "1e-4", "--nfe", "1"], 2, "gaussian-kl is nan at the sched"),
     ([*OPT, "--spectrum", "digits", "--eigenvalues", "1"], 2, "not both"),
     ([*OPT, "--init", "magic"], 2, "argument --init: invalid choice: 'magic'"),
     ([*OPT, "--direction", "up"], 2, "argument --direction: invalid choice: 'up'"),
