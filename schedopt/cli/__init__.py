@@ -143,6 +143,13 @@ def _run(argv: list[str]) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_REFUSED
+    if getattr(args, "x64", False) and not jax.config.jax_enable_x64:  # e.g. "--x6"
+        print(
+            f"schedopt {args.command}: error: write {X64_FLAG} in full: it takes effect "
+            "before the command line is parsed",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
     rest = argv[argv.index(args.command) + 1 :]
     args.given = explicit_options(parser.subcommands[args.command], rest, args)
     prefix = f"schedopt {args.command}: error:"

@@ -121,6 +121,8 @@ def test_x64_flag_computes_in_float64_and_is_scoped(capsys):
     np.testing.assert_allclose(record["kl"], float(expected), rtol=1e-12)
     assert 4.9e7 < record["kl"] < 5.1e7  # the figure
     assert jnp.zeros(1).dtype == jnp.float32  # switched back for the caller
+    assert main([*argv, "--x6"]) == 2  # an abbreviation would come too late
+    assert "write --x64 in full" in capsys.readouterr().err
 
 
 @pytest.mark.slow
