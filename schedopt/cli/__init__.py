@@ -121,7 +121,25 @@ def _failure_types() -> tuple[type[BaseException], ...]:
     return (DirectoryInUseError, OptimizationError, FloatingPointError)
 
 
+def _drop_closed_event_loop_noise(unraisable) -> None:
+    """``sys.unraisablehook`` that drops orbax's ``RuntimeError('Event loop is closed')``
+    and hands everything else on. After a checkpoint read fails, a tensorstore callback
+    can still be posted to orbax's closed asyncio loop, which printed a second, spurious
+    traceback after the clear error."""
+    exc = unraisable.exc_value
+    if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+        return
+    _drop_closed_event_loop_noise.previous(unraisable)
+
+
+def _install_unraisable_filter() -> None:
+    if sys.unraisablehook is not _drop_closed_event_loop_noise:  # kept for the exit too
+        _drop_closed_event_loop_noise.previous = sys.unraisablehook
+        sys.unraisablehook = _drop_closed_event_loop_noise
+
+
 def main(argv: list[str] | None = None) -> int:
+    _install_unraisable_filter()
     argv = attach_negative_values(list(sys.argv[1:] if argv is None else argv))
     x64 = X64_FLAG in argv[: argv.index("--")] if "--" in argv else X64_FLAG in argv
     before = bool(jax.config.jax_enable_x64)

@@ -325,7 +325,10 @@ def run(args) -> int:
             f"{settings['fingerprint']!r} here): did a file it reads change?"
         )
     if resumed is not None:
-        print(f"schedopt optimize: resuming from step {resumed.step}", file=sys.stderr)
+        print(
+            f"schedopt optimize: continuing the run checkpointed in {str(checkpoint_dir)!r}",
+            file=sys.stderr,
+        )
     key = jax.random.fold_in(jax.random.key(args.seed), args.iterations)
     solved = solver_record(args) is not None
     sampler = args.solver if solved else "no sampler"

@@ -65,6 +65,7 @@ def test_resume_takes_the_checkpoints_settings_skips_unreadable_steps_and_cut_lo
     # nothing but --resume and --out: every setting (iterations too) from the checkpoint
     assert main(["optimize", "--resume", "--no-progress", "--out", str(out)]) == 0
     err = capsys.readouterr().err
+    assert "continuing the run checkpointed in" in err and "Traceback" not in err
     assert "warning: resumed from step 20" in err and "renamed unreadable-30" in err
     assert (out / "checkpoints" / "unreadable-30").is_dir()
     assert optimize(straight, "--iterations", "30") == 0
@@ -139,3 +140,20 @@ def test_errors_are_one_line_without_tracebacks(tmp_path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("schedopt optimize: error: --resume:"), lines
+
+
+def test_orbax_closed_event_loop_noise_is_dropped_and_nothing_else(capsys):
+    import sys
+    import types
+
+    assert main(["kl", "--sigmas", "2,0", "--eigenvalues", "1"]) == 0
+    seen = []
+    hook = sys.unraisablehook
+    hook.previous, previous = seen.append, hook.previous
+    try:
+        for message in ("Event loop is closed", "something else"):
+            error = RuntimeError(message)
+            hook(types.SimpleNamespace(exc_type=RuntimeError, exc_value=error, object=None))
+    finally:
+        hook.previous = previous
+    assert [str(u.exc_value) for u in seen] == ["something else"]
