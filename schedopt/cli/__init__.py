@@ -4,14 +4,34 @@ Each subcommand lives in its own module of this package and exposes
 ``register(subparsers)``, which adds an ``argparse`` sub-parser whose ``func`` default is
 the function to run with the parsed arguments (returning an exit code). Modules are
 discovered automatically, so adding a subcommand touches no other file.
+
+Every subcommand takes ``--x64`` (compute in float64: ``jax_enable_x64`` is switched on
+before anything is imported or computed). Errors are one line on stderr,
+``schedopt COMMAND: error: ...``; the exit status is 2 when the input was refused (bad
+options, files that cannot be used, inputs the working precision cannot handle) and 1
+when the run failed (an operating-system error, a run directory in use by another
+process, a diverging optimisation or training). ``args.given`` holds the destinations
+of the options given on the command line (not defaulted).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
+import re
 import sys
+import warnings
+
+import jax
+
+EXIT_REFUSED = 2
+EXIT_FAILED = 1
+X64_FLAG = "--x64"
+_UNSET = object()
+# "--eigenvalues -1,1": argparse takes "-1,1" for an option; "--name=-1,1" it does not.
+_NEGATIVE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,20 +45,147 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         module.register(sub)
+    for command in sub.choices.values():
+        command.add_argument(
+            X64_FLAG,
+            action="store_true",
+            help="compute in float64 (jax_enable_x64); float32 otherwise",
+        )
+    parser.subcommands = dict(sub.choices)  # name -> sub-parser
     return parser
 
 
+def attach_negative_values(argv: list[str]) -> list[str]:
+    """``["--x", "-1,2"]`` -> ``["--x=-1,2"]``: a value starting with a minus sign stays
+    the option's value instead of being read as another option.
+
+    >>> attach_negative_values(["kl", "--eigenvalues", "-1,1", "--json"])
+    ['kl', '--eigenvalues=-1,1', '--json']
+    """
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            out.extend(argv[i:])
+            break
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if token.startswith("--") and "=" not in token and nxt and _NEGATIVE.match(nxt):
+            out.append(f"{token}={nxt}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
+def explicit_options(parser: argparse.ArgumentParser, argv: list[str], parsed) -> frozenset:
+    """Destinations of the options ``argv`` gives ``parser`` (those left at their default
+    are not in it): ``argv`` parsed again into a namespace pre-filled with a sentinel."""
+    namespace = argparse.Namespace(**dict.fromkeys(vars(parsed), _UNSET))
+    parser.parse_args(argv, namespace=namespace)
+    return frozenset(k for k, v in vars(namespace).items() if v is not _UNSET)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(command: str):
+    """Show warnings as ``schedopt COMMAND: warning: ...`` lines."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"schedopt {command}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
+def describe_os_error(e: OSError) -> str:
+    """``'PATH': reason`` for an operating-system error (both paths when there are two).
+
+    >>> describe_os_error(PermissionError(13, "Permission denied", "/x"))
+    "'/x': Permission denied"
+    """
+    reason = e.strerror or str(e)
+    paths = [p for p in (e.filename, e.filename2) if p is not None]
+    if not paths:
+        return reason
+    return " -> ".join(repr(str(p)) for p in paths) + f": {reason}"
+
+
+def _failure_types() -> tuple[type[BaseException], ...]:
+    from ..io.atomic import DirectoryInUseError
+    from ..optimize.loop import OptimizationError
+
+    return (DirectoryInUseError, OptimizationError, FloatingPointError)
+
+
+def _drop_closed_event_loop_noise(unraisable) -> None:
+    """``sys.unraisablehook`` that drops orbax's ``RuntimeError('Event loop is closed')``
+    and hands everything else on. After a checkpoint read fails, a tensorstore callback
+    can still be posted to orbax's closed asyncio loop, which printed a second, spurious
+    traceback after the clear error."""
+    exc = unraisable.exc_value
+    if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+        return
+    _drop_closed_event_loop_noise.previous(unraisable)
+
+
+def _install_unraisable_filter() -> None:
+    if sys.unraisablehook is not _drop_closed_event_loop_noise:  # kept for the exit too
+        _drop_closed_event_loop_noise.previous = sys.unraisablehook
+        sys.unraisablehook = _drop_closed_event_loop_noise
+
+
 def main(argv: list[str] | None = None) -> int:
+    _install_unraisable_filter()
+    argv = attach_negative_values(list(sys.argv[1:] if argv is None else argv))
+    x64 = X64_FLAG in argv[: argv.index("--")] if "--" in argv else X64_FLAG in argv
+    before = bool(jax.config.jax_enable_x64)
+    if x64:  # before any module creates an array
+        jax.config.update("jax_enable_x64", True)
+    try:
+        return _run(argv)
+    finally:
+        if x64 and not before:
+            jax.config.update("jax_enable_x64", False)
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed the usage and the error (or --help)
+        return int(e.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except ValueError as e:  # bad input: a clear message, no traceback
-        print(f"schedopt {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
+    if getattr(args, "x64", False) and not jax.config.jax_enable_x64:  # e.g. "--x6"
+        print(
+            f"schedopt {args.command}: error: write {X64_FLAG} in full: it takes effect "
+            "before the command line is parsed",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    rest = argv[argv.index(args.command) + 1 :]
+    args.given = explicit_options(parser.subcommands[args.command], rest, args)
+    prefix = f"schedopt {args.command}: error:"
+    with _warnings_as_lines(args.command):
+        try:
+            return int(args.func(args) or 0)
+        except ValueError as e:  # refused input: a clear message, no traceback
+            print(f"{prefix} {e}", file=sys.stderr)
+            return EXIT_REFUSED
+        except _failure_types() as e:
+            print(f"{prefix} {e}", file=sys.stderr)
+            return EXIT_FAILED
+        except OSError as e:
+            print(f"{prefix} {describe_os_error(e)}", file=sys.stderr)
+            return EXIT_FAILED
+        except MemoryError:
+            print(f"{prefix} out of memory; use smaller sizes", file=sys.stderr)
+            return EXIT_FAILED
 
 
 if __name__ == "__main__":

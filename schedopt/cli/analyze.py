@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import math
 
 import jax
 
@@ -14,6 +14,7 @@ from ..models import GaussianMixtureDenoiser
 from ..models.nnx_adapter import load_denoiser
 from ..sampling import ODE_SOLVERS, EulerMaruyama, ODESampler
 from ..schedules import EDM, LogSNRLinear
+from ._common import MAX_SEED, MAX_STEPS, float_range, int_range, network_dir, noise_level
 
 DATASETS = {"ring": ring, "grid": grid}
 
@@ -37,7 +38,12 @@ def register(subparsers) -> None:
         choices=("edm", "song"),
         help="edm: Karras polynomial (--rho); song: geometric sigma_min (sigma_max/sigma_min)^t",
     )
-    p.add_argument("--rho", type=float, default=7.0, help="EDM exponent (with --schedule edm)")
+    p.add_argument(
+        "--rho",
+        type=float_range(0, 1000, open_lo=True),
+        default=7.0,
+        help="EDM exponent (with --schedule edm)",
+    )
     p.add_argument(
         "--card", default=None, help="schedule card or run directory (overrides --schedule)"
     )
@@ -47,15 +53,25 @@ def register(subparsers) -> None:
         help="trained network (RUN_DIR of `schedopt train` or its network/ folder) instead of "
         "the exact denoiser",
     )
-    p.add_argument("--sigma-min", type=float, default=0.002)
-    p.add_argument("--sigma-max", type=float, default=80.0)
+    p.add_argument("--sigma-min", type=noise_level, default=0.002, help="(without --card)")
+    p.add_argument("--sigma-max", type=noise_level, default=80.0, help="(without --card)")
     p.add_argument("--sampler", default="euler", choices=(*ODE_SOLVERS, "euler-maruyama"))
-    p.add_argument("--num-steps", type=int, default=20)
-    p.add_argument("--score-error", type=float, default=0.0, help="perturbation size (>= 0)")
-    p.add_argument("--profile", default="edm", choices=PROFILES, help="its noise-level profile")
-    p.add_argument("--num-samples", type=int, default=2000)
-    p.add_argument("--reference-steps", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-steps", type=int_range(1, MAX_STEPS), default=20)
+    p.add_argument(
+        "--score-error",
+        type=float_range(0, 1e6),
+        default=0.0,
+        help="perturbation size (>= 0)",
+    )
+    p.add_argument(
+        "--profile",
+        default="edm",
+        choices=PROFILES,
+        help="its noise-level profile (with --score-error > 0)",
+    )
+    p.add_argument("--num-samples", type=int_range(2, 1_000_000), default=2000)
+    p.add_argument("--reference-steps", type=int_range(1, MAX_STEPS), default=512)
+    p.add_argument("--seed", type=int_range(0, MAX_SEED), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -63,10 +79,7 @@ def register(subparsers) -> None:
 def trained_denoiser(path: str, dim: int):
     """A network saved by ``schedopt train`` (RUN_DIR or RUN_DIR/network), checked to
     take ``dim``-dimensional vectors."""
-    folder = Path(path)
-    if (folder / "network").is_dir():
-        folder = folder / "network"
-    denoiser = load_denoiser(folder)
+    denoiser = load_denoiser(network_dir("--denoiser", path))
     probe = jax.numpy.zeros((1, dim))
     try:
         out = denoiser(probe, 1.0)
@@ -77,9 +90,32 @@ def trained_denoiser(path: str, dim: int):
     return denoiser
 
 
+def check_options(args) -> None:
+    """Refuse the options given that the chosen schedule or error would ignore."""
+    given = set(args.given)
+    problems = []
+    if args.card is not None:
+        problems += [
+            f"--{d.replace('_', '-')} does not apply with --card (the card sets the schedule)"
+            for d in ("schedule", "rho", "sigma_min", "sigma_max")
+            if d in given
+        ]
+    elif "rho" in given and args.schedule != "edm":
+        problems.append(f"--rho applies to --schedule edm, not {args.schedule}")
+    if "profile" in given and args.score_error == 0:
+        problems.append("--profile applies with --score-error > 0 only")
+    if problems:
+        raise ValueError("; ".join(problems) + " (leave these options out)")
+    if args.card is None and args.sigma_min >= args.sigma_max:
+        raise ValueError(
+            f"--sigma-min ({args.sigma_min:g}) must be below --sigma-max ({args.sigma_max:g})"
+        )
+    if args.denoiser is not None:
+        network_dir("--denoiser", args.denoiser)
+
+
 def run(args) -> int:
-    if args.score_error < 0:
-        raise ValueError(f"--score-error must be >= 0, got {args.score_error}")
+    check_options(args)
     if args.card is not None:
         schedule = card_schedule(load_card(args.card))
     elif args.schedule == "edm":
@@ -124,8 +160,15 @@ def run(args) -> int:
         "score_error": args.score_error,
         "profile": args.profile,
     }
+    bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise ValueError(
+            f"the error decomposition is not finite ({', '.join(bad)}): --score-error "
+            f"{args.score_error:g} or the schedule's noise range is too large for "
+            f"{args.num_steps} steps; try smaller values or --x64"
+        )
     if args.json:
-        print(json.dumps(record))
+        print(json.dumps(record, allow_nan=False))
     else:
         print(
             f"E_S = {record['score']:.4g}  E_D = {record['discretisation']:.4g}  "

@@ -1,26 +1,44 @@
-"""``schedopt baseline NAME --nfe N``: the sigma list of a fixed schedule family."""
+"""``schedopt baseline NAME --nfe N``: the sigma list of a fixed schedule family.
+
+A family option that NAME does not take is refused, and so is a list that comes out
+non-finite or not strictly decreasing (e.g. noise levels beyond what the working
+precision resolves; ``--x64`` computes in float64).
+"""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from ..schedules import FAMILIES, grid, make_schedule
 from ..schedules.base import FINALS
+from ._common import (
+    MAX_STEPS,
+    family_parameters,
+    float_range,
+    int_range,
+    noise_level,
+    working_dtype,
+)
 
-# Family option -> (constructor keyword, help).
+#: Families a sigma list can be printed for (not the learnable ones, not a raw table).
+NAMES = tuple(n for n in FAMILIES if n not in ("tabulated", "piecewise-linear", "monotone-cubic"))
+
+# Family option -> (help, argparse type).
 _OPTIONS = {
-    "rho": ("rho", "EDM / polyexponential exponent"),
-    "gamma": ("gamma", "tangent coefficient"),
-    "shift": ("shift", "cosine shift"),
-    "mu": ("mu", "Laplace location"),
-    "b": ("b", "Laplace scale"),
-    "beta_min": ("beta_min", "VP linear-beta start"),
-    "beta_max": ("beta_max", "VP linear-beta end"),
-    "sigma_min": ("sigma_min", "smallest noise level (default 0.002)"),
-    "sigma_max": ("sigma_max", "largest noise level (default 80)"),
-    "num_timesteps": ("num_timesteps", "discrete schedules: number of training timesteps"),
-    "beta_start": ("beta_start", "discrete schedules: first beta"),
-    "beta_end": ("beta_end", "discrete schedules: last beta"),
+    "rho": ("EDM / polyexponential exponent", float_range(0, 1000, open_lo=True)),
+    "gamma": ("tangent coefficient", float_range(0, open_lo=True)),
+    "shift": ("cosine shift", float_range(0, open_lo=True)),
+    "mu": ("Laplace location", float_range(-1000, 1000)),
+    "b": ("Laplace scale", float_range(0, 1000, open_lo=True)),
+    "beta_min": ("VP linear-beta start", float_range(0, open_lo=True)),
+    "beta_max": ("VP linear-beta end", float_range(0, open_lo=True)),
+    "sigma_min": ("smallest noise level (default 0.002)", noise_level),
+    "sigma_max": ("largest noise level (default 80)", noise_level),
+    "num_timesteps": ("discrete schedules: number of training timesteps", int_range(2, 100_000)),
+    "beta_start": ("discrete schedules: first beta", float_range(0, 1, open_lo=True)),
+    "beta_end": ("discrete schedules: last beta", float_range(0, 1, open_lo=True)),
 }
 
 
@@ -30,11 +48,10 @@ def register(subparsers) -> None:
         help="sigma list of a fixed schedule family",
         description="Example: schedopt baseline edm --nfe 10 --rho 7 --json",
     )
-    p.add_argument("name", help=f"one of {', '.join(n for n in FAMILIES if n != 'tabulated')}")
-    p.add_argument("--nfe", type=int, required=True, help="number of steps N")
+    p.add_argument("name", choices=NAMES, metavar="NAME", help=f"one of {', '.join(NAMES)}")
+    p.add_argument("--nfe", type=int_range(1, MAX_STEPS), required=True, help="number of steps N")
     p.add_argument("--final", default="zero", choices=FINALS)
-    for option, (_, text) in _OPTIONS.items():
-        kind = int if option == "num_timesteps" else float
+    for option, (text, kind) in _OPTIONS.items():
         p.add_argument(
             f"--{option.replace('_', '-')}", dest=option, type=kind, default=None, help=text
         )
@@ -43,21 +60,41 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    if args.name == "tabulated" or args.name not in FAMILIES:
-        raise ValueError(f"unknown schedule family {args.name!r}")
-    params = {
-        kw: getattr(args, opt)
-        for opt, (kw, _) in _OPTIONS.items()
-        if getattr(args, opt) is not None
-    }
+    params = {opt: getattr(args, opt) for opt in _OPTIONS if getattr(args, opt) is not None}
+    takes = family_parameters(args.name)
+    extra = sorted(set(params) - takes)
+    if extra:
+        flags = ", ".join("--" + o.replace("_", "-") for o in extra)
+        accepted = ", ".join("--" + o.replace("_", "-") for o in sorted(takes & set(_OPTIONS)))
+        raise ValueError(
+            f"{flags} does not apply to {args.name!r} (it takes: {accepted or 'no options'})"
+        )
+    if (
+        "sigma_min" in params
+        and "sigma_max" in params
+        and params["sigma_min"] >= params["sigma_max"]
+    ):
+        raise ValueError(
+            f"--sigma-min ({params['sigma_min']:g}) must be below --sigma-max "
+            f"({params['sigma_max']:g})"
+        )
     schedule = make_schedule(args.name, **params)
-    sigmas = [float(x) for x in grid(schedule, args.nfe, args.final)]
+    sigmas = np.asarray(grid(schedule, args.nfe, args.final), dtype=np.float64)
+    positive = sigmas[:-1] if args.final == "zero" else sigmas
+    if not np.all(np.isfinite(sigmas)) or np.any(positive <= 0) or np.any(np.diff(sigmas) >= 0):
+        raise ValueError(
+            f"{args.name!r} with {params or 'its defaults'} at --nfe {args.nfe} gives noise "
+            f"levels that are not finite, positive and strictly decreasing in "
+            f"{working_dtype().name} ({sigmas[:4].tolist()}...); use a narrower noise range "
+            "or --x64"
+        )
     record = {
         "name": args.name,
         "nfe": args.nfe,
         "final": args.final,
         "params": params,
-        "sigmas": sigmas,
+        "sigmas": sigmas.tolist(),
     }
-    print(json.dumps(record) if args.json else ", ".join(f"{s:.6g}" for s in sigmas))
+    text = json.dumps(record, allow_nan=False)
+    print(text if args.json else ", ".join(f"{s:.6g}" for s in record["sigmas"]))
     return 0

@@ -39,6 +39,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ._common import int_range
+
 SECTIONS = (
     "kl_scaling",
     "time_to_schedule",
@@ -60,20 +62,27 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="tiny sizes, 3 repeats (for tests)")
     p.add_argument("--sizes", default=None, help="spectrum sizes, comma-separated")
     p.add_argument("--steps", default=None, help="step counts for the NFE scaling, comma-separated")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per figure (median)")
-    p.add_argument("--iterations", type=int, default=None, help="optimiser iterations")
+    p.add_argument(
+        "--repeats",
+        type=int_range(1, 1000),
+        default=None,
+        help="timed runs per figure (median; default 7, --quick 3)",
+    )
+    p.add_argument(
+        "--iterations", type=int_range(1, 1_000_000), default=None, help="optimiser iterations"
+    )
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
     p.add_argument("--output", default=None, help="also write the JSON to this file")
     p.set_defaults(func=run)
 
 
-def _ints(name: str, text: str) -> list[int]:
+def _ints(name: str, text: str, hi: int) -> list[int]:
     try:
-        values = [int(float(x)) for x in text.split(",") if x.strip()]
+        values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ValueError(f"`--{name}` must be comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise ValueError(f"`--{name}` must be positive integers, got {text!r}")
+        raise ValueError(f"--{name} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1 or max(values) > hi:
+        raise ValueError(f"--{name} must be integers from 1 to {hi}, got {text!r}")
     return values
 
 
@@ -290,17 +299,23 @@ def sampler_overhead(quick: bool, repeats: int) -> dict:
 
 
 def run(args) -> int:
+    from ._common import MAX_DIM, MAX_STEPS
+    from ._rundir import check_output_file
+
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     for s in sections:
         if s not in SECTIONS:
-            raise ValueError(f"`--sections` must be a subset of {','.join(SECTIONS)}; got {s!r}")
+            raise ValueError(f"--sections must be a subset of {','.join(SECTIONS)}; got {s!r}")
+    if not sections:
+        raise ValueError(f"--sections must name at least one of {','.join(SECTIONS)}")
+    if args.output is not None:
+        check_output_file("--output", args.output)
     quick = args.quick
-    sizes = _ints("sizes", args.sizes or ("100,1000" if quick else "100,1000,10000,100000,1000000"))
-    steps = _ints("steps", args.steps or ("5,10" if quick else "5,10,20,50"))
-    repeats = args.repeats or (3 if quick else 7)
-    if repeats < 1:
-        raise ValueError(f"`--repeats` must be >= 1, got {repeats}")
-    iterations = args.iterations or (10 if quick else 200)
+    sizes = args.sizes or ("100,1000" if quick else "100,1000,10000,100000,1000000")
+    sizes = _ints("sizes", sizes, MAX_DIM)
+    steps = _ints("steps", args.steps or ("5,10" if quick else "5,10,20,50"), MAX_STEPS)
+    repeats = args.repeats if args.repeats is not None else (3 if quick else 7)
+    iterations = args.iterations if args.iterations is not None else (10 if quick else 200)
     record = {
         "device": str(jax.devices()[0]),
         "num_devices": jax.device_count(),

@@ -1,11 +1,27 @@
-"""``schedopt kl``: the closed-form Gaussian KL of a sigma list (P0)."""
+"""``schedopt kl``: the closed-form Gaussian KL of a sigma list (P0).
+
+The result is finite or the command fails: in float32, eigenvalues below ``1e-12`` of
+the largest squared noise level are refused up front, and a KL that still comes out
+non-finite is refused with the input that caused it; ``--x64`` computes in float64.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+
+import numpy as np
 
 from ..gaussian import DIRECTIONS, INITS, SOLVERS, gaussian_kl, sigma_grid
-from ._common import SPECTRUM_HELP, parse_floats, parse_spectrum
+from ._common import (
+    MAX_STEPS,
+    SPECTRUM_HELP,
+    check_noise_level,
+    check_spectrum_precision,
+    parse_floats,
+    parse_spectrum,
+    working_dtype,
+)
 
 
 def register(subparsers) -> None:
@@ -28,12 +44,40 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def parse_sigmas(text: str) -> list[float]:
+    """``--sigmas``: 2 to ``MAX_STEPS + 1`` noise levels the working precision can square
+    (the last may be 0), strictly decreasing."""
+    sigmas = parse_floats("sigmas", text)
+    if not 2 <= len(sigmas) <= MAX_STEPS + 1:
+        raise ValueError(f"--sigmas needs 2 to {MAX_STEPS + 1} noise levels, got {len(sigmas)}")
+    for i, s in enumerate(sigmas):
+        check_noise_level(f"--sigmas entry {i}", s, allow_zero=i == len(sigmas) - 1)
+    return sigmas
+
+
 def run(args) -> int:
     if args.eigenvalues is None and args.spectrum is None:
         raise ValueError("give --eigenvalues or --spectrum")
+    if args.eigenvalues is not None and args.spectrum is not None:
+        raise ValueError("give --eigenvalues or --spectrum, not both")
+    option = "--eigenvalues" if args.eigenvalues is not None else "--spectrum"
+    sigmas = parse_sigmas(args.sigmas)
     spectrum = parse_spectrum(args.spectrum, args.eigenvalues)
-    grid = sigma_grid(parse_floats("sigmas", args.sigmas))
+    check_spectrum_precision(spectrum, max(sigmas), option)
+    grid = sigma_grid(sigmas)
     kl = float(gaussian_kl(spectrum, grid, args.solver, args.init, args.direction))
+    if not math.isfinite(kl):
+        smallest = float(np.min(np.asarray(spectrum.eigenvalues)))
+        hint = (
+            "; pass --x64 to compute in float64"
+            if working_dtype() == np.float32
+            else "; the noise levels are too far apart for these eigenvalues"
+        )
+        raise ValueError(
+            f"the KL is not finite ({kl}) in {working_dtype().name}: the smallest eigenvalue "
+            f"of {option} ({smallest:.3g}) is {smallest / max(sigmas) ** 2:.2g} of the largest "
+            f"squared noise level of --sigmas ({max(sigmas):g}^2){hint}"
+        )
     record = {
         "kl": kl,
         "num_steps": grid.num_steps,
@@ -41,6 +85,8 @@ def run(args) -> int:
         "init": args.init,
         "direction": args.direction,
         "dim": spectrum.dim,
+        "dtype": working_dtype().name,
     }
-    print(json.dumps(record) if args.json else f"KL = {kl:.6g}  ({json.dumps(record)})")
+    text = json.dumps(record, allow_nan=False)
+    print(text if args.json else f"KL = {kl:.6g}  ({text})")
     return 0

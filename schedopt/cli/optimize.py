@@ -4,35 +4,91 @@ With no arguments: the digits spectrum, 10 NFE, Euler, Gaussian KL; writes
 ``RUN_DIR/schedule.json`` (a schedule card), ``RUN_DIR/schedule.png`` and
 ``RUN_DIR/log.jsonl``, and prints the objective of the learned schedule against the
 baselines.
+
+Every option is checked before anything runs, and an option that the chosen objective,
+solver or family would ignore is refused rather than recorded. The run directory is
+locked while the run writes to it and is left as it was if the run fails. With
+``--resume`` the run checkpoints to ``RUN_DIR/checkpoints`` and continues a cut-off run
+from its newest readable checkpoint; the options given must match the ones the
+checkpoint records (each difference is named), and options left out are taken from it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import sys
 import time
 from pathlib import Path
 
 import jax
 
-from .._checks import check_choice
 from ..baselines import BASELINES
-from ..gaussian import SOLVERS
+from ..sampling import NOISES
 from ..schedules import FAMILIES, MonotoneCubic, MonotoneMLP, PiecewiseLinear, make_schedule
 from ..schedules.base import FINALS
-from ._common import format_table
+from ._common import (
+    MAX_ITERATIONS,
+    MAX_SEED,
+    MAX_STEPS,
+    family_parameters,
+    float_range,
+    format_table,
+    int_range,
+    noise_level,
+    working_dtype,
+)
 from ._objectives import discover
+from ._rundir import RunDirectory, check_run_dir
 
 LEARNABLE = {
     "monotone-cubic": MonotoneCubic,
     "piecewise-linear": PiecewiseLinear,
     "monotone-mlp": MonotoneMLP,
 }
-
+#: Fixed families a run can tune or start from: those with a free noise range.
+FIXED = tuple(
+    n for n in FAMILIES if n not in LEARNABLE and {"sigma_min", "sigma_max"} <= family_parameters(n)
+)
 
 #: ``--objective`` name -> plug-in module (see ``schedopt/cli/_objectives``).
 OBJECTIVES = discover()
 
 REFERENCE_LABELS = dict(BASELINES, **{"asymptotic-optimum": "Euler-Maclaurin optimum (P0)"})
+
+#: Options of the samplers and Gaussian solvers; each applies where the solver has a
+#: field of that name (``eta``: ancestral; ``kappa``, ``process``: Euler-Maruyama, ...).
+SOLVER_OPTIONS = ("eta", "kappa", "process", "noise")
+#: Smallest ratio --sigma-max / --sigma-min (a logSNR range of 0.02).
+MIN_RANGE = 1.01
+#: What the run writes into its directory.
+OUTPUTS = ("schedule.json", "schedule.png", "log.jsonl", "checkpoints")
+#: Options that do not change the result (everything else must match on --resume);
+#: ``iterations`` and ``checkpoint_every`` may change to extend a run.
+NOT_SHAPING = frozenset(
+    {"func", "command", "given", "out", "no_progress", "resume", "iterations", "checkpoint_every"}
+)
+
+PLUGIN_OPTIONS: dict[str, tuple[str, ...]] = {}
+"""``--objective`` name -> the destinations of the options its plug-in adds."""
+
+
+class _Recorder:
+    """An argparse group that records the destinations of the options added to it."""
+
+    def __init__(self, group):
+        self.group, self.dests = group, []
+
+    def add_argument(self, *args, **kwargs):
+        action = self.group.add_argument(*args, **kwargs)
+        self.dests.append(action.dest)
+        return action
+
+
+def flag(dest: str) -> str:
+    """The command-line spelling of an option destination: ``init_from`` -> ``--init-from``."""
+    return "--" + dest.replace("_", "-")
 
 
 def register(subparsers) -> None:
@@ -45,21 +101,36 @@ def register(subparsers) -> None:
     p.add_argument(
         "--objective",
         default="gaussian-kl",
+        choices=tuple(OBJECTIVES),
         help="; ".join(f"{name}: {module.HELP}" for name, module in OBJECTIVES.items()),
     )
-    p.add_argument("--nfe", type=int, default=10, help="number of sampling steps N (default 10)")
-    p.add_argument("--solver", default="euler", help=f"sampler, e.g. {', '.join(SOLVERS)}")
-    p.add_argument("--final", default="zero", help="grid end: zero (last step to s=0) or min")
     p.add_argument(
-        "--family", default="monotone-cubic", help="learnable family, or a fixed family to tune"
+        "--nfe",
+        type=int_range(1, MAX_STEPS),
+        default=10,
+        help=f"number of sampling steps N (default 10, at most {MAX_STEPS})",
     )
-    p.add_argument("--num-knots", type=int, default=32, help="knots of the knot families")
-    p.add_argument("--init-from", default="edm", help="fixed family the learnable one starts as")
-    p.add_argument("--sigma-min", type=float, default=0.002)
-    p.add_argument("--sigma-max", type=float, default=80.0)
-    p.add_argument("--iterations", type=int, default=1500)
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--solver", default="euler", help="sampler of the objective (default euler)")
+    p.add_argument(
+        "--final", default="zero", choices=FINALS, help="grid end: zero (last step to s=0) or min"
+    )
+    p.add_argument(
+        "--family",
+        default="monotone-cubic",
+        choices=(*LEARNABLE, *FIXED),
+        help="learnable family, or a fixed family to tune",
+    )
+    p.add_argument(
+        "--num-knots", type=int_range(1, 4096), default=32, help="knots of the knot families"
+    )
+    p.add_argument(
+        "--init-from", default="edm", choices=FIXED, help="fixed family the learnable one starts as"
+    )
+    p.add_argument("--sigma-min", type=noise_level, default=0.002)
+    p.add_argument("--sigma-max", type=noise_level, default=80.0)
+    p.add_argument("--iterations", type=int_range(1, MAX_ITERATIONS), default=1500)
+    p.add_argument("--lr", type=float_range(0, open_lo=True), default=1e-2, help="Adam rate")
+    p.add_argument("--seed", type=int_range(0, MAX_SEED), default=0)
     p.add_argument("--out", default="runs/optimize", help="run directory (default runs/optimize)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument(
@@ -67,93 +138,283 @@ def register(subparsers) -> None:
         action="store_true",
         help="checkpoint to RUN_DIR/checkpoints (orbax) and resume from there if a run was cut off",
     )
-    p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int_range(1, MAX_ITERATIONS),
+        default=100,
+        help="steps between checkpoints (with --resume)",
+    )
+    solver = p.add_argument_group(
+        "solver options", "each applies to the solvers that have it (refused otherwise)"
+    )
+    solver.add_argument("--eta", type=float_range(0, 1), default=1.0, help="ancestral eta")
+    solver.add_argument(
+        "--kappa",
+        type=float_range(0, open_lo=True),
+        default=1.0,
+        help="euler-maruyama noise variance scale",
+    )
+    solver.add_argument("--process", default="vp", choices=("vp", "ve"), help="euler-maruyama SDE")
+    solver.add_argument(
+        "--noise", default="gaussian", choices=NOISES, help="stochastic samplers' noise"
+    )
     for name, module in OBJECTIVES.items():
-        module.add_arguments(p.add_argument_group(f"--objective {name}"))
+        group = _Recorder(p.add_argument_group(f"--objective {name}"))
+        module.add_arguments(group)
+        PLUGIN_OPTIONS[name] = tuple(group.dests)
     p.set_defaults(func=run)
+
+
+# ---- validation -----------------------------------------------------------------------
+
+
+def applicable_options(args) -> set[str]:
+    """Destinations of the options that shape this run: the common ones, the chosen
+    plug-in's, and the solver options the chosen solver has (``--num-knots`` for the knot
+    families, ``--init-from`` for the learnable ones)."""
+    plugin = OBJECTIVES[args.objective]
+    dests = {"objective", "nfe", "final", "family", "sigma_min", "sigma_max", "lr", "seed", "x64"}
+    if args.family in LEARNABLE:
+        dests.add("init_from")
+        if args.family != "monotone-mlp":
+            dests.add("num_knots")
+    dests |= set(plugin.OPTIONS)
+    if hasattr(plugin, "solver_fields"):
+        dests.add("solver")
+        if args.solver in plugin.solver_names():
+            dests |= set(SOLVER_OPTIONS) & plugin.solver_fields(args.solver)
+    return dests
+
+
+def check_options(args) -> None:
+    """Refuse the options given that the chosen objective, solver or family ignores."""
+    plugin = OBJECTIVES[args.objective]
+    if hasattr(plugin, "solver_fields") and args.solver not in plugin.solver_names():
+        raise ValueError(
+            f"--solver {args.solver!r} is not a solver of --objective {args.objective}; "
+            f"choose one of {', '.join(plugin.solver_names())}"
+        )
+    ignored = set(args.given) - applicable_options(args) - NOT_SHAPING
+    problems = []
+    for dest in sorted(ignored):
+        users = [n for n, m in OBJECTIVES.items() if dest in m.OPTIONS]
+        if users:
+            why = f"applies to --objective {' or '.join(users)}, not {args.objective}"
+        elif dest in ("solver", *SOLVER_OPTIONS) and not hasattr(plugin, "solver_fields"):
+            why = f"does not apply: --objective {args.objective} has no sampler"
+        elif dest in SOLVER_OPTIONS:
+            takers = [n for n in plugin.solver_names() if dest in plugin.solver_fields(n)]
+            why = (
+                f"does not apply to --solver {args.solver} with --objective {args.objective} "
+                f"(solvers that take it: {', '.join(takers) or 'none'})"
+            )
+        elif dest == "num_knots":
+            why = f"applies to the knot families, not --family {args.family}"
+        else:
+            why = f"applies to learnable families, not --family {args.family}"
+        problems.append(f"{flag(dest)} {why}")
+    if "checkpoint_every" in args.given and not args.resume:
+        problems.append("--checkpoint-every applies with --resume only")
+    if problems:
+        raise ValueError("; ".join(problems) + " (leave these options out)")
+    if args.sigma_max < MIN_RANGE * args.sigma_min:
+        raise ValueError(
+            f"--sigma-max ({args.sigma_max:g}) must be at least {MIN_RANGE:g} x --sigma-min "
+            f"({args.sigma_min:g}): a narrower noise range is not resolved"
+        )
+    if hasattr(plugin, "check_options"):
+        plugin.check_options(args)
+
+
+def shaping_options(args) -> dict:
+    """The options that shape the result, as JSON values (compared on ``--resume``)."""
+    values = {d: getattr(args, d) for d in sorted(applicable_options(args))}
+    return json.loads(json.dumps(values))
+
+
+def solver_record(args) -> str | dict | None:
+    """The solver for the card: its name, with the solver options it took, or None."""
+    plugin = OBJECTIVES[args.objective]
+    if not hasattr(plugin, "solver_fields"):
+        return None
+    options = {d: getattr(args, d) for d in SOLVER_OPTIONS if d in applicable_options(args)}
+    return {"name": args.solver, **options} if options else args.solver
+
+
+def adopt_checkpoint_settings(args, checkpoint_dir: Path):
+    """With ``--resume`` and a checkpoint, take the checkpoint's value of every option left
+    out, check the options (refusing those that do not apply), then refuse those given
+    with another value than the checkpoint's, naming each. Returns the
+    :class:`~schedopt.io.checkpoint.CheckpointInfo` (None without a checkpoint)."""
+    from ..io.checkpoint import checkpoint_info
+
+    info = checkpoint_info(checkpoint_dir)
+    if info is None:
+        check_options(args)
+        return None
+    where = f"--resume: {str(checkpoint_dir)!r} (step {info.step})"
+    stored = (info.settings or {}).get("options")
+    if stored is None:
+        raise ValueError(
+            f"{where} records no command-line settings (written by an older schedopt or "
+            "through the API), so this run cannot be checked against it; use another --out"
+        )
+    for dest, value in stored.items():
+        if dest not in args.given and dest != "x64" and hasattr(args, dest):
+            setattr(args, dest, value)
+    for dest, value in (
+        ("iterations", info.info.get("num_iterations")),
+        ("checkpoint_every", info.every),
+    ):
+        if dest not in args.given and value is not None:
+            setattr(args, dest, value)
+    check_options(args)
+    current = shaping_options(args)
+    differ = [
+        f"{flag(d)} {stored.get(d)!r} there, {current.get(d)!r} here"
+        for d in sorted(set(stored) | set(current))
+        if stored.get(d) != current.get(d)
+    ]
+    if differ:
+        raise ValueError(
+            f"{where} holds a run made with other settings: {'; '.join(differ)}. Leave these "
+            "options out to continue that run with its own, or use another --out"
+        )
+    if args.iterations < info.step:
+        raise ValueError(f"{where}: --iterations {args.iterations} is below its step {info.step}")
+    return info
 
 
 def initial_schedule(args) -> object:
     """The schedule the optimisation starts from, per ``--family`` / ``--init-from``."""
     ends = dict(sigma_min=args.sigma_min, sigma_max=args.sigma_max)
-    if args.family in LEARNABLE:
-        if args.init_from in LEARNABLE or args.init_from not in FAMILIES:
-            raise ValueError(f"--init-from must be a fixed family, got {args.init_from!r}")
-        start = make_schedule(args.init_from, **ends)
-        cls = LEARNABLE[args.family]
-        if cls is MonotoneMLP:
-            return cls.from_schedule(start, key=jax.random.key(args.seed))
-        return cls.from_schedule(start, num_knots=args.num_knots)
-    if args.family not in FAMILIES:
-        raise ValueError(
-            f"unknown --family {args.family!r}; learnable: {', '.join(LEARNABLE)}; "
-            f"fixed: {', '.join(FAMILIES)}"
-        )
-    return make_schedule(args.family, **ends)
+    if args.family not in LEARNABLE:
+        return make_schedule(args.family, **ends)
+    start = make_schedule(args.init_from, **ends)
+    cls = LEARNABLE[args.family]
+    if cls is MonotoneMLP:
+        return cls.from_schedule(start, key=jax.random.key(args.seed))
+    return cls.from_schedule(start, num_knots=args.num_knots)
+
+
+# ---- the run --------------------------------------------------------------------------
 
 
 def run(args) -> int:
     from ..io.card import make_card, save_card
     from ..optimize import optimize
+    from ..optimize.loop import OptimizationError
     from ..plot import plot_schedules
 
-    check_choice("objective", args.objective, tuple(OBJECTIVES))
-    check_choice("final", args.final, FINALS)
-    if args.nfe < 1:
-        raise ValueError(f"--nfe must be >= 1, got --nfe={args.nfe}")
-    setup = OBJECTIVES[args.objective].build(args)
+    out = check_run_dir(args.out, "--out", OUTPUTS)
+    checkpoint_dir = out / "checkpoints"
+    if args.resume:
+        resumed = adopt_checkpoint_settings(args, checkpoint_dir)
+    else:
+        resumed = None
+        check_options(args)
+    plugin = OBJECTIVES[args.objective]
+    setup = plugin.build(args)
     objective = setup.objective
     start = initial_schedule(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "log.jsonl"
-    checkpoint_dir = out / "checkpoints" if args.resume else None
+    settings = {"options": shaping_options(args), "fingerprint": setup.fingerprint}
+    if resumed is not None and resumed.settings.get("fingerprint") != settings["fingerprint"]:
+        raise ValueError(
+            f"--resume: the data of this run differ from those of {str(checkpoint_dir)!r} "
+            f"(fingerprint {resumed.settings.get('fingerprint')!r} there, "
+            f"{settings['fingerprint']!r} here): did a file it reads change?"
+        )
+    if resumed is not None:
+        print(
+            f"schedopt optimize: continuing the run checkpointed in {str(checkpoint_dir)!r}",
+            file=sys.stderr,
+        )
+    key = jax.random.fold_in(jax.random.key(args.seed), args.iterations)
+    solved = solver_record(args) is not None
+    sampler = args.solver if solved else "no sampler"
+    start_value = float(objective(start, key))
+    if not math.isfinite(start_value):
+        raise ValueError(
+            f"{objective.name} is {start_value} at the schedule the run starts from "
+            f"(--family {args.family}, --nfe {args.nfe}, noise levels {args.sigma_min:g} to "
+            f"{args.sigma_max:g}) in {working_dtype().name}: the inputs are beyond its "
+            "precision (e.g. eigenvalues far below the squared noise levels); pass --x64, or "
+            "change --nfe, --sigma-min or --sigma-max"
+        )
 
     started = time.perf_counter()
-    result = optimize(
-        start,
-        objective,
-        num_iterations=args.iterations,
-        learning_rate=args.lr,
-        seed=args.seed,
-        log_path=log_path,
-        progress=not args.no_progress,
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=args.checkpoint_every,
-    )
-    key = jax.random.fold_in(jax.random.key(args.seed), args.iterations)
-    rows = [["learned", f"schedopt ({args.family})", result.final_loss]]
-    comparison = {"learned": result.final_loss}
-    for name, schedule in setup.references.items():
-        value = float(objective(schedule, key))
-        comparison[name] = value
-        rows.append([name, REFERENCE_LABELS.get(name, name), value])
-    for row in rows:
-        row.append(row[2] / result.final_loss if result.final_loss > 0 else float("nan"))
-
-    settings = {k: v for k, v in vars(args).items() if k != "func"}
-    card = make_card(
-        result.schedule,
-        num_steps=args.nfe,
-        final=args.final,
-        process="ve",
-        solver=args.solver,
-        objective=objective.describe(),
-        objective_value=result.final_loss,
-        fingerprint=setup.fingerprint,
-        settings=dict(settings, comparison=comparison, seconds=time.perf_counter() - started),
-    )
-    save_card(out / "schedule.json", card)
-    plot_schedules(
-        out / "schedule.png",
-        {"learned": result.schedule, **setup.references},
-        args.nfe,
-        final=args.final,
-        highlight="learned",
-        title=f"{objective.name}, {args.nfe} steps, {args.solver}",
-    )
-    print(f"\n{objective.name} at {args.nfe} steps ({args.solver}), lower is better:")
+    with RunDirectory(out, option="--out", outputs=OUTPUTS, resumable=("checkpoints",)) as run_dir:
+        log_path = run_dir.staged("log.jsonl")
+        try:
+            result = optimize(
+                start,
+                objective,
+                num_iterations=args.iterations,
+                learning_rate=args.lr,
+                seed=args.seed,
+                log_path=log_path,
+                progress=not args.no_progress,
+                checkpoint_dir=checkpoint_dir if args.resume else None,
+                checkpoint_every=args.checkpoint_every,
+                settings=settings if args.resume else None,
+            )
+        except OptimizationError as e:
+            raise OptimizationError(
+                f"{e} (here --lr {args.lr:g}; --x64 computes in float64)"
+            ) from None
+        if result.final_loss > start_value + 0.01 * abs(start_value) + 1e-12:
+            raise OptimizationError(
+                f"the learned schedule is worse than the one it started from ({objective.name} "
+                f"{result.final_loss:.6g} against {start_value:.6g}): the optimisation "
+                f"diverged; lower --lr (now {args.lr:g})"
+                + (
+                    " and start in another --out (its checkpoints hold this run)"
+                    if args.resume
+                    else ""
+                )
+            )
+        rows = [["learned", f"schedopt ({args.family})", result.final_loss]]
+        comparison = {"learned": result.final_loss}
+        for name, schedule in setup.references.items():
+            value = float(objective(schedule, key))
+            comparison[name] = value
+            rows.append([name, REFERENCE_LABELS.get(name, name), value])
+        for row in rows:
+            row.append(row[2] / result.final_loss if result.final_loss > 0 else float("nan"))
+        card = make_card(
+            result.schedule,
+            num_steps=args.nfe,
+            final=args.final,
+            process="ve",
+            solver=solver_record(args),
+            objective=objective.describe(),
+            objective_value=result.final_loss,
+            fingerprint=setup.fingerprint,
+            settings=dict(
+                shaping_options(args),
+                command="optimize",
+                iterations=args.iterations,
+                resume=args.resume,
+                comparison={k: v for k, v in comparison.items() if _finite(v)},
+                seconds=time.perf_counter() - started,
+            ),
+        )
+        save_card(run_dir.staged("schedule.json"), card)
+        plot_schedules(
+            run_dir.staged("schedule.png"),
+            {"learned": result.schedule, **setup.references},
+            args.nfe,
+            final=args.final,
+            highlight="learned",
+            title=f"{objective.name}, {args.nfe} steps, {sampler}",
+        )
+        run_dir.commit(["log.jsonl", "schedule.png", "schedule.json"])
+    print(f"\n{objective.name} at {args.nfe} steps ({sampler}), lower is better:")
     print(format_table(["schedule", "description", objective.name, "x learned"], rows))
-    print(f"\nwrote {out / 'schedule.json'}, {out / 'schedule.png'}, {log_path}")
+    print(f"\nwrote {out / 'schedule.json'}, {out / 'schedule.png'}, {out / 'log.jsonl'}")
     print(f"({result.num_iterations} iterations in {result.seconds:.1f} s)")
     return 0
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")

@@ -15,6 +15,11 @@ Algorithm 2, :class:`schedopt.score_optimal.OnlineEqualCost`) and writes it as t
 Defaults: digits, a U-Net (32, 64 channels), 3000 steps of 64 images, Adam 2e-3,
 EDM log-normal noise and weighting, EMA 0.999 (about 5-13 minutes on 2 CPU cores); vector
 data sets use a residual MLP and 5000 steps of 256.
+
+Options are checked before anything is written (one that does not apply, e.g.
+``--width`` for digits' U-Net, is refused); ``OUT`` is locked while the run writes to it.
+The final outputs are moved into place when the run ends; a failed run removes what it
+added, except checkpoints and the log it can resume from.
 """
 
 from __future__ import annotations
@@ -26,7 +31,26 @@ from pathlib import Path
 
 import jax
 
-from ._common import parse_floats
+from ._common import (
+    MAX_ITERATIONS,
+    MAX_SAMPLES,
+    MAX_SEED,
+    MAX_STEPS,
+    float_range,
+    int_list,
+    int_range,
+)
+from ._rundir import RunDirectory, check_run_dir
+
+#: What a run writes into OUT.
+OUTPUTS = (
+    "network",
+    "checkpoints",
+    "log.jsonl",
+    "train.json",
+    "samples.png",
+    "online_schedule.json",
+)
 
 DEFAULTS = {
     "image": {"steps": 3000, "batch_size": 64, "lr": 2e-3},
@@ -45,30 +69,57 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--dataset", default="digits", choices=DATASETS, help="data set")
     p.add_argument("--out", default="runs/train", help="output directory (default runs/train)")
-    p.add_argument("--steps", type=int, help="training steps (digits 3000, vectors 5000)")
-    p.add_argument("--batch-size", type=int, help="batch size (digits 64, vectors 256)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (digits 2e-3, vectors 1e-3)")
+    steps = int_range(1, MAX_ITERATIONS)
+    p.add_argument("--steps", type=steps, help="training steps (digits 3000, vectors 5000)")
+    p.add_argument(
+        "--batch-size", type=int_range(1, 65536), help="batch size (digits 64, vectors 256)"
+    )
+    p.add_argument(
+        "--lr",
+        type=float_range(0, open_lo=True),
+        help="Adam learning rate (digits 2e-3, vectors 1e-3)",
+    )
     p.add_argument(
         "--noise",
         default="edm",
         help=f"training noise: {', '.join(NOISE_NAMES)}, or schedule:FAMILY (t ~ U(0,1) "
         "pushed through a schedule, e.g. schedule:cosine)",
     )
-    p.add_argument("--weighting", default="edm", help=f"loss weighting: {', '.join(WEIGHTINGS)}")
-    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialization and batches")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of a generated data set")
-    p.add_argument("--num-train", type=int, default=20_000, help="size of a generated train set")
-    p.add_argument("--channels", help="U-Net channels per level, e.g. 32,64")
-    p.add_argument("--num-blocks", type=int, help="U-Net residual blocks per level")
-    p.add_argument("--width", type=int, help="MLP width")
-    p.add_argument("--depth", type=int, help="MLP residual blocks")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
-    p.add_argument("--log-every", type=int, default=50, help="steps between log records")
-    p.add_argument("--num-samples", type=int, default=100, help="samples drawn for samples.png")
-    p.add_argument("--sample-nfe", type=int, default=50, help="NFE of the samples (0: none)")
+    p.add_argument("--weighting", default="edm", choices=WEIGHTINGS, help="loss weighting")
+    p.add_argument(
+        "--ema", type=float_range(0, 1, open_hi=True), default=0.999, help="EMA decay (< 1)"
+    )
+    seed = int_range(0, MAX_SEED)
+    p.add_argument("--seed", type=seed, default=0, help="seed of initialization and batches")
+    p.add_argument("--data-seed", type=seed, default=0, help="seed of a generated data set")
+    p.add_argument(
+        "--num-train",
+        type=int_range(2, MAX_SAMPLES),
+        default=20_000,
+        help="size of a generated train set",
+    )
+    p.add_argument(
+        "--channels", type=int_list(1, 1024, 8), help="U-Net channels per level, e.g. 32,64"
+    )
+    p.add_argument("--num-blocks", type=int_range(1, 16), help="U-Net residual blocks per level")
+    p.add_argument("--width", type=int_range(1, 65536), help="MLP width")
+    p.add_argument("--depth", type=int_range(1, 64), help="MLP residual blocks")
+    p.add_argument("--checkpoint-every", type=steps, default=500, help="steps between checkpoints")
+    p.add_argument("--log-every", type=steps, default=50, help="steps between log records")
+    p.add_argument(
+        "--num-samples",
+        type=int_range(1, 100_000),
+        default=100,
+        help="samples drawn for samples.png",
+    )
+    p.add_argument(
+        "--sample-nfe",
+        type=int_range(0, MAX_STEPS),
+        default=50,
+        help="NFE of the samples (0: none)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     online = p.add_argument_group(
         "online schedule adaptation (P4, Algorithm 2)",
@@ -83,10 +134,20 @@ def register(subparsers) -> None:
         default=None,
         help="adapt a grid with this cost (corrector or predictor; default: off)",
     )
-    online.add_argument("--online-points", type=int, default=16, help="grid points (16)")
-    online.add_argument("--online-gamma", type=float, default=0.1, help="blend weight (0.1)")
     online.add_argument(
-        "--online-samples", type=int, default=256, help="clean samples the costs average over"
+        "--online-points", type=int_range(3, MAX_STEPS), default=16, help="grid points (16)"
+    )
+    online.add_argument(
+        "--online-gamma",
+        type=float_range(0, 1, open_lo=True),
+        default=0.1,
+        help="blend weight in (0, 1] (0.1)",
+    )
+    online.add_argument(
+        "--online-samples",
+        type=int_range(1, MAX_SAMPLES),
+        default=256,
+        help="clean samples the costs average over",
     )
     p.set_defaults(func=run)
 
@@ -98,14 +159,6 @@ def online_hook(args, data):
 
     if args.online_schedule is None:
         return None
-    for flag, value, least in (
-        ("--online-points", args.online_points, 3),
-        ("--online-samples", args.online_samples, 1),
-    ):
-        if value < least:
-            raise ValueError(f"{flag} must be >= {least}, got {value}")
-    if not 0.0 < args.online_gamma <= 1.0:
-        raise ValueError(f"--online-gamma must be in (0, 1], got {args.online_gamma}")
     online = OnlineEqualCost(
         make_cost(args.online_schedule),
         EDM(),
@@ -160,7 +213,7 @@ def network_config(args, dataset, sigma_data: float) -> dict:
     config = default_network_config(dataset.event_shape, sigma_data)
     if dataset.is_image:
         if args.channels:
-            config["channels"] = [int(c) for c in parse_floats("channels", args.channels)]
+            config["channels"] = list(args.channels)
         if args.num_blocks is not None:
             config["num_blocks"] = args.num_blocks
     else:
@@ -168,6 +221,33 @@ def network_config(args, dataset, sigma_data: float) -> dict:
             if getattr(args, name) is not None:
                 config[name] = getattr(args, name)
     return config
+
+
+def check_options(args, dataset) -> None:
+    """Refuse the options given that this data set, network or run would ignore."""
+    given = set(args.given)
+    image = dataset.is_image
+    rules = {
+        "channels": (image, "the U-Net of image data sets (digits)"),
+        "num_blocks": (image, "the U-Net of image data sets (digits)"),
+        "width": (not image, "the MLP of vector data sets"),
+        "depth": (not image, "the MLP of vector data sets"),
+        "num_train": (args.dataset != "digits", "generated data sets (digits has a fixed split)"),
+        "data_seed": (args.dataset != "digits", "generated data sets (digits has a fixed split)"),
+        "num_samples": (args.sample_nfe > 0, "--sample-nfe > 0"),
+        "online_points": (args.online_schedule is not None, "--online-schedule"),
+        "online_gamma": (args.online_schedule is not None, "--online-schedule"),
+        "online_samples": (args.online_schedule is not None, "--online-schedule"),
+    }
+    problems = [
+        f"--{dest.replace('_', '-')} applies to {what} only"
+        for dest, (applies, what) in rules.items()
+        if dest in given and not applies
+    ]
+    if problems:
+        raise ValueError(
+            "; ".join(problems) + f" (here --dataset {args.dataset}; leave these options out)"
+        )
 
 
 def run(args) -> int:
@@ -179,7 +259,9 @@ def run(args) -> int:
     from ..models.training import train_denoiser
     from .evaluate import sample_denoiser
 
+    out = check_run_dir(args.out, "--out", OUTPUTS)
     dataset = load_dataset(args.dataset, seed=args.data_seed, num_train=args.num_train)
+    check_options(args, dataset)
     defaults = DEFAULTS["image" if dataset.is_image else "vector"]
     steps = args.steps if args.steps is not None else defaults["steps"]
     batch_size = args.batch_size if args.batch_size is not None else defaults["batch_size"]
@@ -190,58 +272,70 @@ def run(args) -> int:
     model = build_network(config, seed=args.seed)
     hook = online_hook(args, dataset.train)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = train_denoiser(
-        model,
-        dataset.train,
-        num_steps=steps,
-        batch_size=batch_size,
-        learning_rate=lr,
-        noise=noise,
-        weighting=args.weighting,
-        ema_decay=args.ema,
-        seed=args.seed,
-        checkpoint_dir=out / "checkpoints",
-        checkpoint_every=args.checkpoint_every,
-        log_path=out / "log.jsonl",
-        log_every=args.log_every,
-        progress=not args.no_progress,
-        hook=hook,
-    )
-    seconds = time.perf_counter() - t0
-    summary = {
-        "dataset": args.dataset,
-        "dataset_seed": args.data_seed,
-        "num_train": int(dataset.train.shape[0]),
-        "network": config,
-        "steps": result.step,
-        "batch_size": batch_size,
-        "learning_rate": lr,
-        "noise": noise.describe(),
-        "weighting": args.weighting,
-        "ema_decay": args.ema,
-        "seed": args.seed,
-        "final_loss": result.history[-1]["loss"] if result.history else None,
-        "train_seconds_this_run": round(seconds, 1),
-        "jax_devices": [str(d) for d in jax.devices()],
-    }
-    meta = {k: summary[k] for k in ("dataset", "dataset_seed", "num_train", "steps")}
-    save_network(out / "network", result.model, metadata=meta)
-    if args.sample_nfe > 0:
-        samples, info = sample_denoiser(
-            NNXDenoiser.from_module(result.model),
-            dataset.event_shape,
-            args.num_samples,
-            key=jax.random.key(args.seed + 1),
-            nfe=args.sample_nfe,
-        )
-        title = f"{args.dataset}, {result.step} steps, Heun {info['nfe']} NFE (EDM rho=7)"
-        plot_samples(out / "samples.png", samples, reference=dataset.test, title=title)
-        summary["samples"] = {"file": "samples.png", **info}
-    if hook is not None:
-        summary["online_schedule"] = save_online_card(out / "online_schedule.json", hook, args)
-    atomic_write_json(out / "train.json", summary)
+    with RunDirectory(
+        out, option="--out", outputs=OUTPUTS, resumable=("checkpoints", "log.jsonl")
+    ) as run_dir:
+        try:
+            result = train_denoiser(
+                model,
+                dataset.train,
+                num_steps=steps,
+                batch_size=batch_size,
+                learning_rate=lr,
+                noise=noise,
+                weighting=args.weighting,
+                ema_decay=args.ema,
+                seed=args.seed,
+                checkpoint_dir=run_dir.target("checkpoints"),
+                checkpoint_every=args.checkpoint_every,
+                log_path=run_dir.target("log.jsonl"),
+                log_every=args.log_every,
+                progress=not args.no_progress,
+                hook=hook,
+            )
+        except FloatingPointError as e:
+            raise FloatingPointError(f"{e} (now --lr {lr:g})") from None
+        seconds = time.perf_counter() - t0
+        summary = {
+            "dataset": args.dataset,
+            "dataset_seed": args.data_seed,
+            "num_train": int(dataset.train.shape[0]),
+            "network": config,
+            "steps": result.step,
+            "batch_size": batch_size,
+            "learning_rate": lr,
+            "noise": noise.describe(),
+            "weighting": args.weighting,
+            "ema_decay": args.ema,
+            "seed": args.seed,
+            "final_loss": result.history[-1]["loss"] if result.history else None,
+            "train_seconds_this_run": round(seconds, 1),
+            "jax_devices": [str(d) for d in jax.devices()],
+        }
+        meta = {k: summary[k] for k in ("dataset", "dataset_seed", "num_train", "steps")}
+        outputs = ["network"]
+        save_network(run_dir.staged("network"), result.model, metadata=meta)
+        if args.sample_nfe > 0:
+            samples, info = sample_denoiser(
+                NNXDenoiser.from_module(result.model),
+                dataset.event_shape,
+                args.num_samples,
+                key=jax.random.key(args.seed + 1),
+                nfe=args.sample_nfe,
+            )
+            title = f"{args.dataset}, {result.step} steps, Heun {info['nfe']} NFE (EDM rho=7)"
+            plot_samples(
+                run_dir.staged("samples.png"), samples, reference=dataset.test, title=title
+            )
+            summary["samples"] = {"file": "samples.png", **info}
+            outputs.append("samples.png")
+        if hook is not None:
+            summary["online_schedule"] = save_online_card(
+                run_dir.staged("online_schedule.json"), hook, args
+            )
+            outputs.append("online_schedule.json")
+        atomic_write_json(run_dir.staged("train.json"), summary)
+        run_dir.commit([*outputs, "train.json"])
     print(json.dumps(summary, indent=2))
     return 0

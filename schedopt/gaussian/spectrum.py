@@ -26,6 +26,9 @@ from .._checks import (
 class Spectrum(eqx.Module):
     """Eigenvalues (``> 0``), mean in the eigenbasis and multiplicity weights of a Gaussian.
 
+    Refused: no eigenvalue, complex or non-finite values, eigenvalues ``<= 0``, negative
+    weights, and shapes that differ.
+
     >>> sp = Spectrum(jnp.array([0.5, 1.0, 2.0]))
     >>> sp.dim, float(sp.mean.sum())
     (3, 0.0)
@@ -42,6 +45,12 @@ class Spectrum(eqx.Module):
         weights: ArrayLike | None = None,
     ):
         dtype = jnp.result_type(float)
+        for name, value in (("eigenvalues", eigenvalues), ("mean", mean), ("weights", weights)):
+            if value is not None and jnp.iscomplexobj(value):
+                raise ValueError(
+                    f"`{name}` must be real, got complex values (dtype "
+                    f"{getattr(value, 'dtype', 'complex')}); a covariance has real eigenvalues"
+                )
         self.eigenvalues = jnp.atleast_1d(jnp.asarray(eigenvalues, dtype=dtype))
         d = self.eigenvalues.shape
         self.mean = jnp.zeros(d, dtype) if mean is None else jnp.asarray(mean, dtype=dtype)
@@ -52,6 +61,8 @@ class Spectrum(eqx.Module):
             raise ValueError(
                 f"`eigenvalues` must be 1-D, got shape {tuple(self.eigenvalues.shape)}"
             )
+        if self.eigenvalues.shape[0] < 1:
+            raise ValueError("`eigenvalues` must hold at least one eigenvalue, got none")
         check_array_positive("eigenvalues", self.eigenvalues)
         for name in ("mean", "weights"):
             value = getattr(self, name)

@@ -192,33 +192,107 @@ def load_card(path: str | os.PathLike) -> dict:
     """Read and validate a card written by :func:`save_card`.
 
     Raises ``ValueError`` naming ``path`` when the file is missing, is not valid JSON
-    (e.g. truncated), has an unknown ``card_version`` or inconsistent contents.
+    (e.g. truncated), has an unknown ``card_version``, values that are not finite
+    numbers, a grid that is not strictly decreasing, or a grid that the schedule it
+    records does not reproduce (to ``1e-4``; e.g. edited by hand or made by a schedopt
+    whose family computes differently).
     """
     path = Path(path)
     if path.is_dir():
         path = path / "schedule.json"
     if not path.is_file():
         raise ValueError(f"schedule card {str(path)!r} does not exist")
+    source = f"schedule card {str(path)!r}"
     try:
-        card = json.loads(path.read_text())
+        card = json.loads(path.read_text(), parse_constant=_refuse_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(
-            f"schedule card {str(path)!r} is not valid JSON (truncated or corrupt?): {e}"
-        ) from None
-    validate_card(card, source=f"schedule card {str(path)!r}")
+        raise ValueError(f"{source} is not valid JSON (truncated or corrupt?): {e}") from None
+    except _NonFinite as e:
+        raise ValueError(f"{source} holds {e}, which is not a finite number") from None
+    validate_card(card, source=source)
+    _check_grid_matches_schedule(card, source)
     return card
 
 
+class _NonFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    raise _NonFinite(name)
+
+
+def _check_grid_matches_schedule(card: dict, source: str) -> None:
+    grid_ = card["grid"]
+    schedule = schedule_from_config(card["schedule"])
+    expected = np.asarray(grid(schedule, grid_["num_steps"], grid_["final"]), np.float64)
+    stored = np.asarray(grid_["noise_levels"], np.float64)
+    if not np.allclose(stored, expected, rtol=1e-4, atol=0.0):
+        i = int(np.argmax(~np.isclose(stored, expected, rtol=1e-4, atol=0.0)))
+        raise ValueError(
+            f"{source}: its grid does not match its schedule: noise_levels[{i}] is "
+            f"{float(stored[i])!r}, the {card['schedule'].get('family')!r} schedule it "
+            f"records gives {float(expected[i])!r} (edited by hand, or made by another "
+            "schedopt version?)"
+        )
+
+
+def _numbers(source: str, where: str, values, length: int | None = None) -> np.ndarray:
+    """``values`` as a float64 array after checking it is a list of finite real numbers."""
+    ok = isinstance(values, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in values
+    )
+    if not ok:
+        bad = (
+            values
+            if not isinstance(values, list)
+            else next(v for v in values if not isinstance(v, int | float) or isinstance(v, bool))
+        )
+        raise ValueError(f"{source}: {where} must be a list of numbers, got {bad!r:.100}")
+    if length is not None and len(values) != length:
+        raise ValueError(f"{source}: {where} must hold {length} numbers, got {len(values)}")
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{source}: {where} must be finite, got {values!r:.200}")
+    return arr
+
+
+def _strictly_monotone(source: str, where: str, arr: np.ndarray, sign: int) -> None:
+    steps = sign * np.diff(arr)
+    if np.any(steps <= 0):
+        i = int(np.argmax(steps <= 0))
+        order = "decreasing" if sign < 0 else "increasing"
+        raise ValueError(
+            f"{source}: {where} must be strictly {order}; entry {i} ({float(arr[i])!r}) "
+            f"is followed by {float(arr[i + 1])!r}"
+        )
+
+
 def validate_card(card: Any, *, source: str = "card") -> dict:
-    """Check a card's layout, version and grid; raise ``ValueError`` naming ``source``."""
+    """Check a card's layout, version and grid; raise ``ValueError`` naming ``source``.
+
+    The grid's lists must be finite real numbers of the lengths ``num_steps`` and
+    ``final`` imply: noise levels positive and strictly decreasing (the last one 0 with
+    ``final="zero"``), ``t`` strictly decreasing in ``[0, 1]``, logSNR strictly
+    increasing, ``alpha`` and ``sigma`` positive; the endpoints finite and ordered.
+
+    >>> from schedopt.schedules import EDM
+    >>> card = make_card(EDM(), num_steps=3)
+    >>> card["grid"]["noise_levels"][1] = 90.0
+    >>> validate_card(card)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: card: grid 'noise_levels' must be strictly decreasing; entry 0 (80.0) ...
+    """
     if not isinstance(card, dict):
         raise ValueError(f"{source} must hold a JSON object, got {type(card).__name__}")
     missing = [k for k in _REQUIRED if k not in card]
     if missing:
         raise ValueError(f"{source} lacks the keys {missing}; is it a schedopt schedule card?")
-    if card["card_version"] != CARD_VERSION:
+    version = card["card_version"]
+    if isinstance(version, bool) or version != CARD_VERSION:
         raise ValueError(
-            f"{source} has card_version={card['card_version']!r}; this schedopt "
+            f"{source} has card_version={version!r}; this schedopt "
             f"({schedopt_version()}) reads card_version={CARD_VERSION} only"
         )
     if card["process"] not in PROCESSES:
@@ -227,29 +301,58 @@ def validate_card(card: Any, *, source: str = "card") -> dict:
         )
     try:
         schedule_from_config(card["schedule"])
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ValueError(f"{source} holds a schedule that cannot be rebuilt: {e}") from None
-    grid = card["grid"]
-    if not isinstance(grid, dict) or any(k not in grid for k in _GRID_KEYS):
+    ends = card["endpoints"]
+    if not isinstance(ends, dict) or any(k not in ends for k in _endpoint_keys()):
+        raise ValueError(f"{source}: `endpoints` must hold the keys {list(_endpoint_keys())}")
+    lo, hi = _numbers(source, "endpoints", [ends["sigma_min"], ends["sigma_max"]])
+    if not 0 < lo < hi:
+        raise ValueError(f"{source}: endpoints need 0 < sigma_min < sigma_max, got {lo}, {hi}")
+    value = card.get("objective_value")
+    if value is not None:
+        _numbers(source, "objective_value", [value])
+    grid_ = card["grid"]
+    if not isinstance(grid_, dict) or any(k not in grid_ for k in _GRID_KEYS):
         raise ValueError(f"{source}: `grid` must hold the keys {list(_GRID_KEYS)}")
-    n, final = grid["num_steps"], grid["final"]
-    if final not in FINALS or not isinstance(n, int) or n < 1:
+    n, final = grid_["num_steps"], grid_["final"]
+    if final not in FINALS or isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"{source}: bad grid num_steps={n!r} or final={final!r}")
     points = n if final == "zero" else n + 1
-    expected = {"noise_levels": n + 1, "t": points, "logsnr": points, "alpha": points}
-    expected["sigma"] = points
-    for name, length in expected.items():
-        values = grid[name]
-        if not isinstance(values, list) or len(values) != length:
-            got = len(values) if isinstance(values, list) else type(values).__name__
-            raise ValueError(
-                f"{source}: grid {name!r} must be a list of {length} numbers for "
-                f"num_steps={n}, final={final!r}; got {got}"
-            )
-    levels = np.asarray(grid["noise_levels"], dtype=np.float64)
-    if np.any(np.diff(levels) >= 0) and n > 1:
-        raise ValueError(f"{source}: grid noise_levels must be strictly decreasing, got {levels}")
+    lengths = {"noise_levels": n + 1, "t": points, "logsnr": points, "alpha": points}
+    lengths["sigma"] = points
+    arrays = {
+        name: _numbers(
+            source,
+            f"grid {name!r} (num_steps={n}, final={final!r})",
+            grid_[name],
+            length,
+        )
+        for name, length in lengths.items()
+    }
+    levels = arrays["noise_levels"]
+    positive = levels[:-1] if final == "zero" else levels
+    if np.any(positive <= 0) or (final == "zero" and levels[-1] != 0):
+        raise ValueError(
+            f"{source}: grid 'noise_levels' must be positive"
+            + (" and end with 0 (final='zero')" if final == "zero" else "")
+            + f", got {grid_['noise_levels']!r:.200}"
+        )
+    _strictly_monotone(source, "grid 'noise_levels'", levels, -1)
+    t = arrays["t"]
+    if np.any((t < 0) | (t > 1)):
+        raise ValueError(f"{source}: grid 't' must lie in [0, 1], got {grid_['t']!r:.200}")
+    if points > 1:
+        _strictly_monotone(source, "grid 't'", t, -1)
+        _strictly_monotone(source, "grid 'logsnr'", arrays["logsnr"], 1)
+    for name in ("alpha", "sigma"):
+        if np.any(arrays[name] <= 0):
+            raise ValueError(f"{source}: grid {name!r} must be positive")
     return card
+
+
+def _endpoint_keys() -> tuple[str, ...]:
+    return ("sigma_min", "sigma_max", "logsnr_max", "logsnr_min")
 
 
 def card_schedule(card: dict) -> AbstractSchedule:

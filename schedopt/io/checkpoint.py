@@ -14,6 +14,10 @@ when complete, so a checkpoint appears whole or not at all):
 Restoring checks the stored family and every leaf's shape and dtype against what the
 caller expects and raises a ``ValueError`` naming the checkpoint path when they differ,
 when the directory is missing, or when orbax cannot read it (truncated or corrupt files).
+An optimisation checkpoint also records the run's ``settings`` (whatever shapes its
+result); a restore with other settings is refused naming each difference. When the
+newest step cannot be read, the newest readable one is restored instead
+(:class:`CheckpointWarning`) and the unreadable ones are renamed ``unreadable-STEP``.
 
 >>> import tempfile, pathlib
 >>> from schedopt.schedules import EDM
@@ -24,8 +28,10 @@ when the directory is missing, or when orbax cannot read it (truncated or corrup
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,6 +44,7 @@ import orbax.checkpoint as ocp
 from .._checks import check_positive_int
 from ..schedules.base import AbstractSchedule
 from ..schedules.registry import schedule_from_config, schedule_to_config
+from .atomic import DirectoryLock
 
 #: Layout version written into every checkpoint's ``meta`` item.
 CHECKPOINT_VERSION = 1
@@ -95,10 +102,33 @@ def _key_from_data(data, impl: str | None):
     return data if impl is None else jax.random.wrap_key_data(data, impl=impl)
 
 
-def _read_error(where: str, e: Exception) -> ValueError:
-    return ValueError(
-        f"checkpoint {where} cannot be read (truncated or corrupt?): {type(e).__name__}: {e}"
+class CheckpointReadError(ValueError):
+    """A checkpoint's files cannot be read (missing, truncated or corrupt)."""
+
+
+class CheckpointWarning(UserWarning):
+    """A newest checkpoint step was unreadable and an older one was restored instead."""
+
+
+def _read_error(where: str, e: Exception) -> CheckpointReadError:
+    return CheckpointReadError(
+        f"checkpoint {where} cannot be read (truncated or corrupt?): {type(e).__name__}: "
+        f"{str(e)[:300]}"
     )
+
+
+def settings_differences(stored: dict, current: dict) -> list[str]:
+    """``"key: A in the checkpoint, B now"`` for every key whose value differs.
+
+    >>> settings_differences({"lr": 0.01, "nfe": 10}, {"lr": 0.01, "nfe": 5})
+    ['nfe: 10 in the checkpoint, 5 now']
+    """
+    current = json.loads(json.dumps(current))  # tuples -> lists, as stored
+    return [
+        f"{k}: {stored.get(k)!r} in the checkpoint, {current.get(k)!r} now"
+        for k in sorted(set(stored) | set(current))
+        if stored.get(k) != current.get(k)
+    ]
 
 
 # ---- schedule checkpoints ---------------------------------------------------------------
@@ -132,7 +162,7 @@ def save_schedule(path: str | os.PathLike, schedule: AbstractSchedule) -> Path:
 
 def _read_meta(path: Path, where: str) -> dict:
     if not (path / "meta").is_dir():
-        raise ValueError(
+        raise CheckpointReadError(
             f"checkpoint {where} has no 'meta' item; is it a schedopt checkpoint directory?"
         )
     try:
@@ -209,6 +239,66 @@ class RestoredState(NamedTuple):
     """The ``history`` arrays given to :meth:`OptimizationCheckpointer.save` (e.g. losses)."""
 
 
+class CheckpointInfo(NamedTuple):
+    """What :func:`checkpoint_info` returns: the newest readable step and its records."""
+
+    step: int
+    path: Path
+    settings: dict | None
+    """The ``settings`` given to :meth:`OptimizationCheckpointer.save` (None: none given)."""
+    info: dict
+    """The ``info`` given to :meth:`OptimizationCheckpointer.save` (e.g. the target steps)."""
+    every: int | None
+    """The checkpointer's ``every``."""
+
+
+def set_aside_steps(directory: Path, steps) -> list[Path]:
+    """Rename the step directories ``steps`` of ``directory`` to ``unreadable-STEP`` (kept
+    for inspection, no longer listed as checkpoints); return the new paths."""
+    moved = []
+    for step in steps:
+        target, n = directory / f"unreadable-{step}", 1
+        while target.exists():
+            target, n = directory / f"unreadable-{step}.{n}", n + 1
+        os.replace(directory / str(step), target)
+        moved.append(target)
+    return moved
+
+
+def _step_dirs(directory: Path) -> list[int]:
+    """Committed step numbers in ``directory``, newest first."""
+    if not directory.is_dir():
+        return []
+    return sorted(ocp.utils.checkpoint_steps(directory), reverse=True)
+
+
+def checkpoint_info(directory: str | os.PathLike) -> CheckpointInfo | None:
+    """The newest step of an optimisation checkpoint directory whose records can be read,
+    or None when there is none; reads the JSON ``meta`` item only (no arrays, no lock).
+
+    >>> import tempfile, optax, jax
+    >>> from schedopt.schedules import EDM
+    >>> params = eqx.filter(EDM(), eqx.is_inexact_array)
+    >>> d = tempfile.mkdtemp()
+    >>> with OptimizationCheckpointer(d, every=1) as ckpt:
+    ...     _ = ckpt.save(3, params=params, opt_state=optax.adam(0.1).init(params),
+    ...                   settings={"lr": 0.1}, info={"num_iterations": 9})
+    >>> checkpoint_info(d).settings, checkpoint_info(d).info
+    ({'lr': 0.1}, {'num_iterations': 9})
+    """
+    directory = Path(directory).absolute()
+    for step in _step_dirs(directory):
+        path = directory / str(step)
+        try:
+            meta = _read_meta(path, repr(str(path)))
+        except CheckpointReadError:
+            continue
+        return CheckpointInfo(
+            step, path, meta.get("settings"), meta.get("info") or {}, meta.get("every")
+        )
+    return None
+
+
 class OptimizationCheckpointer:
     """Periodic orbax checkpoints of an optimisation: parameters, optax state, key, step.
 
@@ -224,6 +314,10 @@ class OptimizationCheckpointer:
         ckpt.save(step, params=params, opt_state=opt_state, key=key, schedule=schedule,
                   history={"losses": losses[:step]})
         ckpt.close()
+
+    While open it holds the :class:`~schedopt.io.atomic.DirectoryLock` of ``directory``:
+    a second checkpointer on the same directory, in any process, raises
+    :class:`~schedopt.io.atomic.DirectoryInUseError` until :meth:`close`.
 
     >>> import tempfile, optax, jax
     >>> from schedopt.schedules import EDM
@@ -244,12 +338,25 @@ class OptimizationCheckpointer:
             raise ValueError(
                 f"checkpoint_dir {str(self.directory)!r} exists and is not a directory"
             )
+        if self.directory.is_symlink():
+            raise ValueError(
+                f"checkpoint_dir {str(self.directory)!r} is a symbolic link; give its target"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = DirectoryLock(self.directory, what="checkpoint directory").acquire()
+        try:
+            self._manager = self._open_manager()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open_manager(self) -> ocp.CheckpointManager:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=self.max_to_keep,
             enable_async_checkpointing=False,
             cleanup_tmp_directories=True,
         )
-        self._manager = ocp.CheckpointManager(
+        return ocp.CheckpointManager(
             self.directory, options=options, item_names=("state", "params", "history", "meta")
         )
 
@@ -260,9 +367,12 @@ class OptimizationCheckpointer:
         self.close()
 
     def close(self) -> None:
-        """Finish pending writes and release orbax's resources."""
-        self._manager.wait_until_finished()
-        self._manager.close()
+        """Finish pending writes, release orbax's resources and the directory lock."""
+        try:
+            self._manager.wait_until_finished()
+            self._manager.close()
+        finally:
+            self._lock.release()
 
     @property
     def latest_step(self) -> int | None:
@@ -278,6 +388,8 @@ class OptimizationCheckpointer:
         key: Any = None,
         schedule: AbstractSchedule | None = None,
         history: dict[str, Any] | None = None,
+        settings: dict | None = None,
+        info: dict | None = None,
         force: bool = False,
     ) -> bool:
         """Save when ``step % every == 0`` (or ``force``); return whether it saved.
@@ -285,6 +397,9 @@ class OptimizationCheckpointer:
         ``schedule`` (the full schedule, parameters and static fields) is recorded in the
         JSON ``meta`` item so that :func:`load_schedule` can read the directory.
         ``history`` holds arrays of any length (e.g. the losses so far), restored as is.
+        ``settings`` (JSON) describe what shapes the run's result: :meth:`restore` with
+        other settings is refused. ``info`` (JSON) is recorded without being checked
+        (e.g. the planned number of iterations); :func:`checkpoint_info` reads both.
         """
         step = int(step)
         if not force and step % self.every != 0:
@@ -298,10 +413,13 @@ class OptimizationCheckpointer:
             "kind": OPTIMIZATION_KIND,
             "checkpoint_version": CHECKPOINT_VERSION,
             "step": step,
+            "every": self.every,
             "key_impl": impl,
             "schedule": None if schedule is None else schedule_to_config(schedule),
             "leaves": _leaf_specs(state),
             "params_leaves": _leaf_specs(state["params"]),
+            "settings": None if settings is None else json.loads(json.dumps(settings)),
+            "info": json.loads(json.dumps(info or {})),
         }
         items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
         # The parameters once more as their own item, so load_schedule reads them alone.
@@ -320,16 +438,47 @@ class OptimizationCheckpointer:
         opt_state: Any,
         key: Any = None,
         schedule: AbstractSchedule | None = None,
+        settings: dict | None = None,
     ) -> RestoredState | None:
         """``(step, params, opt_state, key, history)`` from the newest checkpoint, or None.
 
         ``params``, ``opt_state`` and ``key`` are templates with the run's structure (the
         freshly initialised values); a checkpoint with another family, optimizer or
-        parameter shapes raises ``ValueError`` naming its path.
+        parameter shapes, or (when ``settings`` is given) other settings, raises
+        ``ValueError`` naming its path. A newest step that cannot be read is skipped for
+        the newest one that can (with a :class:`CheckpointWarning`) and renamed
+        ``unreadable-STEP``; if none can be read, ``ValueError`` lists them.
         """
-        step = self._manager.latest_step()
-        if step is None:
-            return None
+        unreadable = []
+        for step in self._manager.all_steps()[::-1] if self._manager.all_steps() else ():
+            try:
+                restored = self._restore_step(step, params, opt_state, key, schedule, settings)
+            except CheckpointReadError as e:
+                unreadable.append((step, str(e)))
+                continue
+            if unreadable:
+                self._set_aside([s for s, _ in unreadable])
+                warnings.warn(
+                    f"resumed from step {step} of {str(self.directory)!r}: newer steps could "
+                    f"not be read ({unreadable[0][1]}) and were renamed "
+                    + ", ".join(f"unreadable-{s}" for s, _ in unreadable),
+                    CheckpointWarning,
+                    stacklevel=2,
+                )
+            return restored
+        if unreadable:
+            raise ValueError(
+                f"no checkpoint in {str(self.directory)!r} can be read: "
+                + "; ".join(message for _, message in unreadable)
+            )
+        return None
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Rename unreadable step directories so that orbax no longer lists them."""
+        set_aside_steps(self.directory, steps)
+        self._manager.reload()
+
+    def _restore_step(self, step, params, opt_state, key, schedule, settings):
         path = self.directory / str(step)
         where = repr(str(path))
         meta = _read_meta(path, where)
@@ -345,6 +494,18 @@ class OptimizationCheckpointer:
                 f"checkpoint {where} was written for a {stored['family']!r} schedule, but this "
                 f"run optimises a {type(schedule).family!r} schedule"
             )
+        if settings is not None:
+            if meta.get("settings") is None:
+                raise ValueError(
+                    f"checkpoint {where} records no settings to check this run against "
+                    "(written by an older schedopt?); resume it without settings or start "
+                    "in another directory"
+                )
+            differ = settings_differences(meta["settings"], settings)
+            if differ:
+                raise ValueError(
+                    f"checkpoint {where} was made with other settings: {'; '.join(differ)}"
+                )
         key_data, impl = _key_to_data(key) if key is not None else (None, None)
         if impl != meta.get("key_impl"):
             raise ValueError(

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from jaxtyping import ArrayLike
 
 from .._checks import check_finite_float, check_positive_float, check_positive_int
 from ..io.atomic import atomic_write_bytes
+from ..io.checkpoint import CheckpointWarning, set_aside_steps
 from ..schedules.base import AbstractSchedule
 from .nnx_adapter import NNXDenoiser
 from .noise import AbstractNoiseDistribution, check_weighting, loss_weight, noise_distribution
@@ -321,38 +323,61 @@ def _save(manager, step, state, settings):
 
 
 def _maybe_restore(manager, directory, state, settings):
-    step = manager.latest_step()
-    if step is None:
-        return state
-    where = Path(directory).absolute() / str(step)
-    try:
-        saved = manager.restore(step, args=ocp.args.Composite(settings=ocp.args.JsonRestore()))[
-            "settings"
-        ]
-    except Exception as e:
-        raise ValueError(
-            f"cannot read the settings of checkpoint {where}: {type(e).__name__}: {e}"
-        ) from None
-    differ = sorted(k for k in settings if saved.get(k) != json.loads(json.dumps(settings[k])))
-    if differ:
-        details = "; ".join(
-            f"{k}: checkpoint {saved.get(k)!r} vs now {settings[k]!r}" for k in differ
-        )
-        raise ValueError(
-            f"checkpoint {where} was made with different settings ({details[:500]}); "
-            "use another checkpoint directory or the same settings"
-        )
+    """The state of the newest readable checkpoint (after checking its settings), or
+    ``state`` when there is none. Unreadable newer steps are renamed ``unreadable-STEP``
+    with a :class:`~schedopt.io.checkpoint.CheckpointWarning`."""
+    directory = Path(directory).absolute()
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    try:
-        restored = manager.restore(
-            step, args=ocp.args.Composite(train=ocp.args.StandardRestore(abstract))
-        )
-    except Exception as e:
-        raise ValueError(
-            f"cannot restore checkpoint {where} (corrupt or from another model?): "
-            f"{type(e).__name__}: {str(e)[:300]}"
-        ) from None
-    return restored["train"]
+    unreadable = []
+    for step in sorted(manager.all_steps() or (), reverse=True):
+        where = directory / str(step)
+        try:
+            saved = manager.restore(step, args=ocp.args.Composite(settings=ocp.args.JsonRestore()))
+            saved = saved["settings"]
+        except Exception as e:
+            unreadable.append(
+                (
+                    step,
+                    f"cannot read the settings of checkpoint {where}: "
+                    f"{type(e).__name__}: {str(e)[:200]}",
+                )
+            )
+            continue
+        differ = sorted(k for k in settings if saved.get(k) != json.loads(json.dumps(settings[k])))
+        if differ:
+            details = "; ".join(
+                f"{k}: checkpoint {saved.get(k)!r} vs now {settings[k]!r}" for k in differ
+            )
+            raise ValueError(
+                f"checkpoint {where} was made with different settings ({details[:500]}); "
+                "use another checkpoint directory or the same settings"
+            )
+        try:
+            restored = manager.restore(
+                step, args=ocp.args.Composite(train=ocp.args.StandardRestore(abstract))
+            )
+        except Exception as e:
+            unreadable.append(
+                (
+                    step,
+                    f"cannot restore checkpoint {where} (corrupt or from "
+                    f"another model?): {type(e).__name__}: {str(e)[:200]}",
+                )
+            )
+            continue
+        if unreadable:
+            set_aside_steps(directory, [s for s, _ in unreadable])
+            manager.reload()
+            warnings.warn(
+                f"resumed from step {step}: {unreadable[0][1]}; renamed "
+                + ", ".join(f"unreadable-{s}" for s, _ in unreadable),
+                CheckpointWarning,
+                stacklevel=3,
+            )
+        return restored["train"]
+    if unreadable:
+        raise ValueError("; ".join(message for _, message in unreadable))
+    return state
 
 
 def _resume_log(log_path, start: int) -> list[dict]:

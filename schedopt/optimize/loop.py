@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -24,6 +25,7 @@ import optax
 from tqdm.auto import tqdm
 
 from .._checks import check_positive_float, check_positive_int
+from ..io.atomic import atomic_write_bytes
 from ..io.checkpoint import OptimizationCheckpointer
 from ..objectives.base import AbstractObjective
 from ..objectives.budgets import BudgetRanges
@@ -74,18 +76,15 @@ def _evaluate(params, static, objective, key):
     return objective(eqx.combine(params, static), key)
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep only the log lines of steps before ``step`` (a resumed run rewrites the rest)."""
-    if not path.exists():
-        return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", -1) < step
-    ]
-    from ..io.atomic import atomic_write_bytes
-
-    atomic_write_bytes(path, "".join(f"{line}\n" for line in kept).encode())
+def _open_log(path: Path, losses: np.ndarray):
+    """Open the JSONL log for appending after writing one line per step of ``losses`` (the
+    steps a resumed run restored from its checkpoint), replacing the file atomically; a
+    symbolic link at ``path`` is refused rather than followed."""
+    if path.is_symlink():
+        raise ValueError(f"log_path {str(path)!r} is a symbolic link; give a plain file path")
+    lines = "".join(json.dumps({"step": i, "loss": float(v)}) + "\n" for i, v in enumerate(losses))
+    atomic_write_bytes(path, lines.encode())
+    return open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW), "a")  # noqa: SIM115
 
 
 def optimize(
@@ -102,18 +101,22 @@ def optimize(
     chunk_size: int = 50,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 100,
+    settings: dict | None = None,
 ) -> OptimizeResult:
     """Minimise ``objective(schedule, key)`` over the schedule's floating-point parameters.
 
     ``optimizer`` defaults to ``optax.adam(learning_rate)``. With ``log_path``, one JSON
-    line per step (``{"step", "loss"}``) is written there (a resumed run keeps the lines of
-    the steps before its checkpoint and rewrites the rest). Raises
+    line per step (``{"step", "loss"}``) is written there (a resumed run first rewrites the
+    lines of the steps it restored, from the losses in its checkpoint). Raises
     :class:`OptimizationError` naming the step if the loss becomes non-finite.
 
     With ``checkpoint_dir``, the parameters, optimizer state, key, step and losses are
     saved there (orbax) every ``checkpoint_every`` steps and at the end, and a run started
-    with the same ``checkpoint_dir`` resumes from the newest checkpoint (its key replaces
-    ``key``/``seed``), ending with exactly the schedule of an uninterrupted run.
+    with the same ``checkpoint_dir`` resumes from the newest readable checkpoint (its key
+    replaces ``key``/``seed``), ending with exactly the schedule of an uninterrupted run.
+    ``settings`` (JSON: whatever shapes the result, e.g. the command line) are stored in
+    every checkpoint, and resuming from one with other settings raises ``ValueError``
+    naming each difference. The directory is locked while the run writes to it.
 
     >>> from schedopt.schedules import Tangent
     >>> from schedopt.gaussian import Spectrum
@@ -146,22 +149,27 @@ def optimize(
         )
     opt_state = optimizer.init(params)
     losses = np.empty((total,), dtype=np.float64)
-    step, ckpt = 0, None
-    if checkpoint_dir is not None:
-        ckpt = OptimizationCheckpointer(checkpoint_dir, every=checkpoint_every)
-        restored = ckpt.restore(params=params, opt_state=opt_state, key=key, schedule=schedule)
-        if restored is not None:
-            step, params, opt_state, key, history = restored
-            if step > total:
-                ckpt.close()
-                raise ValueError(
-                    f"checkpoint_dir {str(checkpoint_dir)!r} holds step {step}, beyond "
-                    f"num_iterations={total}"
-                )
-            losses[:step] = history["losses"][:step]
-    if log_path is not None:
-        _truncate_log(Path(log_path), step)
-    log = open(log_path, "a") if log_path is not None else None  # noqa: SIM115
+    step, ckpt, log = 0, None, None
+    try:
+        if checkpoint_dir is not None:
+            ckpt = OptimizationCheckpointer(checkpoint_dir, every=checkpoint_every)
+            restored = ckpt.restore(
+                params=params, opt_state=opt_state, key=key, schedule=schedule, settings=settings
+            )
+            if restored is not None:
+                step, params, opt_state, key, history = restored
+                if step > total:
+                    raise ValueError(
+                        f"checkpoint_dir {str(checkpoint_dir)!r} holds step {step}, beyond "
+                        f"num_iterations={total}"
+                    )
+                losses[:step] = history["losses"][:step]
+        if log_path is not None:
+            log = _open_log(Path(log_path), losses[:step])
+    except BaseException:
+        if ckpt is not None:
+            ckpt.close()
+        raise
     started = time.perf_counter()
     try:
         with tqdm(
@@ -196,6 +204,8 @@ def optimize(
                         key=key,
                         schedule=eqx.combine(params, static),
                         history={"losses": losses[:step]},
+                        settings=settings,
+                        info={"num_iterations": total},
                         force=step == total,
                     )
                 bar.update(length)

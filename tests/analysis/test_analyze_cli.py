@@ -57,7 +57,7 @@ def test_analyze_exact_score_stochastic_text_output(capsys):
 
 @pytest.mark.parametrize(
     "argv, match",
-    [(["--score-error", "-1"], "score-error"), (["--num-steps", "0"], "num_steps")],
+    [(["--score-error", "-1"], "score-error"), (["--num-steps", "0"], "num-steps")],
 )
 def test_analyze_bad_input_is_a_clean_error(capsys, argv, match):
     assert main(["analyze", "--num-samples", "8", *argv]) != 0

@@ -161,3 +161,66 @@ def test_save_card_is_atomic_and_refuses_invalid_cards(tmp_path):
         save_card(path, card)
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["card.json"]
+
+
+def _edit(card: dict, edit) -> dict:
+    card = json.loads(json.dumps(card))
+    edit(card)
+    return card
+
+
+def _set(path, value):
+    def edit(card):
+        node = card
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return edit
+
+
+BAD_CARDS = [  # (edit of a valid 3-step card, fragment of the error)
+    (_set(("grid", "noise_levels", 1), None), "must be a list of numbers, got None"),
+    (_set(("grid", "noise_levels", 1), "2.5"), "must be a list of numbers, got '2.5'"),
+    (_set(("grid", "noise_levels", 1), 90.0), "'noise_levels' must be strictly decreasing"),
+    (_set(("grid", "noise_levels", 3), 0.001), "must be positive and end with 0"),
+    (_set(("grid", "noise_levels", 2), -1.0), "must be positive"),
+    (_set(("grid", "t", 0), 1.5), "grid 't' must lie in [0, 1]"),
+    (_set(("grid", "t", 1), 1.0), "grid 't' must be strictly decreasing"),
+    (_set(("grid", "logsnr", 1), 99.0), "grid 'logsnr' must be strictly increasing"),
+    (_set(("grid", "alpha", 0), 0.0), "grid 'alpha' must be positive"),
+    (_set(("grid", "num_steps"), True), "bad grid num_steps=True"),
+    (_set(("card_version",), True), "card_version=True"),
+    (_set(("endpoints", "sigma_min"), 100.0), "endpoints need 0 < sigma_min < sigma_max"),
+    (_set(("objective_value",), "low"), "objective_value must be a list of numbers"),
+    (_set(("schedule", "params", "rho"), -1.0), "holds a schedule that cannot be rebuilt"),
+]
+
+
+@pytest.mark.parametrize("edit, fragment", BAD_CARDS)
+def test_bad_cards_are_refused_naming_the_file(tmp_path, edit, fragment):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(_edit(make_card(EDM(), num_steps=3, objective_value=1.0), edit)))
+    with pytest.raises(ValueError) as info:
+        load_card(path)
+    assert str(path) in str(info.value) and fragment in str(info.value)
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_json_tokens_are_refused(tmp_path, token):
+    card = make_card(EDM(), num_steps=3)
+    text = json.dumps(card).replace(str(card["grid"]["noise_levels"][1]), token, 1)
+    (tmp_path / "c.json").write_text(text)
+    with pytest.raises(ValueError, match=f"holds {token}, which is not a finite number"):
+        load_card(tmp_path / "c.json")
+
+
+def test_a_grid_its_schedule_does_not_reproduce_is_refused(tmp_path):
+    card = make_card(MonotoneCubic.from_schedule(EDM(), num_knots=8), num_steps=6)
+    card["grid"]["noise_levels"][2] *= 1.001  # still decreasing, but not this schedule's
+    (tmp_path / "c.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"noise_levels\[2\] is .* 'monotone-cubic' schedule"):
+        load_card(tmp_path / "c.json")
+    card["grid"]["noise_levels"][2] /= 1.001
+    (tmp_path / "c.json").write_text(json.dumps(card))
+    assert load_card(tmp_path / "c.json")["grid"]["num_steps"] == 6

@@ -9,7 +9,14 @@ import numpy as np
 import optax
 import pytest
 
-from schedopt.io.checkpoint import OptimizationCheckpointer, load_schedule, save_schedule
+from schedopt.io.atomic import DirectoryInUseError
+from schedopt.io.checkpoint import (
+    CheckpointWarning,
+    OptimizationCheckpointer,
+    checkpoint_info,
+    load_schedule,
+    save_schedule,
+)
 from schedopt.schedules import (
     EDM,
     MonotoneCubic,
@@ -181,3 +188,84 @@ def test_bad_arguments(tmp_path):
         OptimizationCheckpointer(tmp_path / "file")
     with pytest.raises(ValueError, match="AbstractSchedule"):
         save_schedule(tmp_path / "s", {"rho": 1.0})
+
+
+def test_settings_are_checked_on_restore(tmp_path):
+    params, opt_state = _state(EDM(), optax.sgd(0.1))
+    settings = {"nfe": 10, "lr": 0.01, "spectrum": "digits"}
+    with OptimizationCheckpointer(tmp_path, every=1) as ckpt:
+        ckpt.save(2, params=params, opt_state=opt_state, settings=settings, info={"target": 9})
+        assert ckpt.restore(params=params, opt_state=opt_state, settings=settings).step == 2
+        with pytest.raises(
+            ValueError,
+            match=r"other settings: lr: 0.01 in the checkpoint, 0.02 now; nfe: 10 in the ch",
+        ):
+            ckpt.restore(
+                params=params, opt_state=opt_state, settings={**settings, "nfe": 5, "lr": 0.02}
+            )
+    info = checkpoint_info(tmp_path)
+    assert (info.step, info.settings, info.info, info.every) == (2, settings, {"target": 9}, 1)
+    with OptimizationCheckpointer(tmp_path / "old", every=1) as ckpt:
+        ckpt.save(1, params=params, opt_state=opt_state)  # no settings recorded
+        with pytest.raises(ValueError, match="records no settings"):
+            ckpt.restore(params=params, opt_state=opt_state, settings=settings)
+
+
+def _truncate_arrays(step_dir):
+    for path in step_dir.rglob("*"):
+        if path.is_file() and path.parent.name == "d":
+            path.write_bytes(path.read_bytes()[:8])
+
+
+def test_restore_falls_back_to_the_newest_readable_step(tmp_path):
+    params, opt_state = _state(SCHEDULES["cubic"], optax.adam(0.1))
+    with OptimizationCheckpointer(tmp_path, every=1, max_to_keep=3) as ckpt:
+        for step in (1, 2, 3):
+            ckpt.save(step, params=params, opt_state=opt_state, history={"h": np.arange(step)})
+    _truncate_arrays(tmp_path / "3")
+    (tmp_path / "2" / "meta" / "metadata").write_text("{not json")
+    with OptimizationCheckpointer(tmp_path, every=1, max_to_keep=3) as ckpt:
+        with pytest.warns(
+            CheckpointWarning, match="resumed from step 1 .*renamed unreadable-3, unreadable-2"
+        ):
+            restored = ckpt.restore(params=params, opt_state=opt_state)
+        assert restored.step == 1 and ckpt.latest_step == 1
+        assert ckpt.save(2, params=params, opt_state=opt_state)  # the step number is free again
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "1", "2", "unreadable-2", "unreadable-3",
+    ]  # fmt: skip
+    _truncate_arrays(tmp_path / "1")
+    _truncate_arrays(tmp_path / "2")
+    with OptimizationCheckpointer(tmp_path, every=1) as ckpt:
+        with pytest.raises(ValueError, match=r"no checkpoint in .* can be read: checkpoint .*2'"):
+            ckpt.restore(params=params, opt_state=opt_state)
+
+
+def test_a_checkpoint_directory_has_one_writer(tmp_path):
+    with OptimizationCheckpointer(tmp_path, every=1):
+        with pytest.raises(DirectoryInUseError, match="checkpoint directory .* is in use"):
+            OptimizationCheckpointer(tmp_path, every=1)
+    with OptimizationCheckpointer(tmp_path, every=1):  # released on close
+        pass
+
+
+def test_optimize_refuses_a_checkpoint_with_other_settings(tmp_path):
+    from schedopt.gaussian import Spectrum
+    from schedopt.objectives import GaussianKL
+    from schedopt.optimize import optimize
+
+    objective = GaussianKL(Spectrum([1.0, 2.0]), num_steps=3)
+    kw = dict(num_iterations=4, progress=False, checkpoint_dir=tmp_path, checkpoint_every=2)
+    optimize(MonotoneCubic.uniform(4), objective, settings={"run": "a"}, **kw)
+    with pytest.raises(ValueError, match="other settings: run: 'a' in the checkpoint, 'b' now"):
+        optimize(
+            MonotoneCubic.uniform(4),
+            objective,
+            settings={"run": "b"},
+            **{**kw, "num_iterations": 6},
+        )
+    # the failed call released the directory: the right settings resume it
+    result = optimize(
+        MonotoneCubic.uniform(4), objective, settings={"run": "a"}, **{**kw, "num_iterations": 6}
+    )
+    assert result.num_iterations == 6

@@ -216,6 +216,34 @@ def test_mismatched_or_corrupt_checkpoint_errors_name_the_path(tmp_path):
         train_denoiser(_net(), DATA, checkpoint_dir=ckpt, **{**kw, "num_steps": 20})
 
 
+def test_resume_skips_an_unreadable_newest_checkpoint(tmp_path):
+    from schedopt.io.checkpoint import CheckpointWarning
+
+    kw = dict(batch_size=16, checkpoint_every=10, log_every=10, progress=False, seed=1)
+    straight = train_denoiser(_net(), DATA, num_steps=30, **kw)
+    ckpt = tmp_path / "ckpt"
+    train_denoiser(_net(), DATA, num_steps=20, checkpoint_dir=ckpt, **kw)
+    for path in (ckpt / "20" / "train").rglob("*"):
+        if path.is_file() and path.parent.name == "d":  # its arrays, truncated
+            path.write_bytes(path.read_bytes()[:8])
+    with pytest.warns(CheckpointWarning, match="resumed from step 10: cannot restore"):
+        resumed = train_denoiser(_net(seed=5), DATA, num_steps=30, checkpoint_dir=ckpt, **kw)
+    assert resumed.step == 30 and _same(resumed.model, straight.model)
+    assert (ckpt / "unreadable-20").is_dir()
+
+
+@pytest.mark.slow
+def test_cli_a_diverging_run_fails_in_one_line_and_leaves_nothing(tmp_path, capsys):
+    from schedopt.cli import main
+
+    out = tmp_path / "run"
+    assert main(_train_args(out, "--lr", "1e9")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training loss became nan at step 10" in err[0], err
+    assert "(now --lr 1e+09)" in err[0]
+    assert not out.exists()  # no checkpoint reached: the run directory is removed whole
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -281,10 +309,10 @@ def test_cli_train_writes_a_loadable_model_and_resumes(tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, match",
     [
-        (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+        (["--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
         (["--noise", "gauss"], "--noise must be one of"),
         (["--noise", "schedule:nope"], "schedule:FAMILY"),
-        (["--steps", "0"], "num_steps=0"),
+        (["--steps", "0"], "argument --steps: must be an integer from 1"),
     ],
 )
 def test_cli_train_errors(tmp_path, capsys, extra, match):

@@ -211,5 +211,6 @@ def test_cli_optimize_with_a_stochastic_sampler(tmp_path):
 def test_cli_rejects_bad_settings(tmp_path, capsys):
     assert _optimize_cli(tmp_path, "--objective", "mmd", "--dataset", "cifar") == 2
     assert "--dataset" in capsys.readouterr().err
-    assert _optimize_cli(tmp_path, "--objective", "trajectory", "--solver", "ancestral") == 2
+    trajectory = ["optimize", "--objective", "trajectory", "--solver", "ancestral"]  # no data
+    assert cli_main([*trajectory, "--nfe", "4", "--out", str(tmp_path)]) == 2
     assert "deterministic" in capsys.readouterr().err

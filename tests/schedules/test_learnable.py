@@ -1,5 +1,6 @@
 """Learnable families: monotone with exact endpoints for every parameter value."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,3 +107,62 @@ def test_invalid_logits_raise():
         PiecewiseLinear.from_logsnr_values(jnp.array([1.0, 2.0, 0.0]))
     with pytest.raises(ValueError, match="num_knots=0"):
         MonotoneCubic.uniform(0)
+
+
+# ---- floating point: every parameter value, float32 and float64 -------------------------
+
+FINE = 4097  # grid points of the rounding checks (spacing 2.4e-4)
+
+
+def _random_mlp(rng, scale, base, dtype):
+    m = MonotoneMLP.init(jax.random.key(0), 16, base=base)
+    values = tuple(
+        jnp.asarray(rng.normal(size=np.shape(x)) * scale, dtype) for x in (m.w1, m.w2, m.b2, m.w3)
+    )
+    return eqx.tree_at(lambda m: (m.w1, m.w2, m.b2, m.w3), m, values)
+
+
+def _check_rounding(schedule, dtype, *, strict):
+    t = jnp.linspace(0.0, 1.0, FINE, dtype=dtype)
+    lam = np.asarray(_logsnr(schedule, t))
+    lo, hi = np.asarray(schedule.logsnr_min, dtype), np.asarray(schedule.logsnr_max, dtype)
+    assert np.all(np.isfinite(lam))
+    assert lam[0] == hi and lam[-1] == lo
+    assert np.all((lam >= lo) & (lam <= hi))
+    steps = np.diff(lam)
+    assert np.all(steps < 0) if strict else np.all(steps <= 0), steps.max()
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("base", [None, EDM()])
+def test_mlp_is_finite_strictly_monotone_and_inside_its_ends_for_any_parameters(dtype, base):
+    # Scales up to 1e30 saturate every hidden unit (the old parametrisation then divided
+    # 0 by 0, reversed by up to 42 in logSNR and left [lam_min, lam_max]).
+    rng = np.random.default_rng(0)
+    with jax.enable_x64(dtype == jnp.float64):
+        for scale in (1.0, 100.0, 1e4, 1e30):
+            for _ in range(25):
+                _check_rounding(_random_mlp(rng, scale, base, dtype), dtype, strict=True)
+        saturated = MonotoneMLP(
+            w1=jnp.asarray(-1e30, dtype),
+            w2=jnp.full((4,), 1e30, dtype),
+            b2=jnp.asarray([-1e30, 1e30, 3e38, -3e38], dtype),
+            w3=jnp.full((4,), 1e30, dtype),
+        )
+        _check_rounding(saturated, dtype, strict=True)
+
+
+@pytest.mark.parametrize("cls", [PiecewiseLinear, MonotoneCubic])
+@pytest.mark.parametrize("knots", ["uniform", "adaptive"])
+def test_knot_families_never_reverse_in_float32(cls, knots):
+    # float32, logits up to +-30: rounding may flatten a step inside a knot interval held
+    # at its 1e-6 minimum share, but never reverses one (MonotoneCubic's summed Hermite
+    # basis used to reverse by 1-4 ulp in most such draws).
+    rng = np.random.default_rng(1)
+    start = cls.from_schedule(EDM(), 32, placement=knots)
+    for scale in (1.0, 3.0, 10.0, 30.0):
+        for _ in range(25):
+            logits = jnp.asarray(rng.normal(size=32) * scale, jnp.float32)
+            _check_rounding(
+                eqx.tree_at(lambda s: s.logits, start, logits), jnp.float32, strict=scale == 1.0
+            )

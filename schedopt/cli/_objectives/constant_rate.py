@@ -20,8 +20,16 @@ from ...constant_rate import (
     logsnr_grid,
     tabulate_speed,
 )
+from ...data import DATASETS
 from ...objectives.constant_rate import ConstantRate
-from .._common import dataset_denoiser, parse_floats
+from .._common import (
+    MAX_SAMPLES,
+    dataset_denoiser,
+    float_range,
+    int_range,
+    network_dir,
+    parse_floats,
+)
 from . import ObjectiveSetup
 
 NAME = "constant-rate"
@@ -29,6 +37,17 @@ HELP = "P1: equal discrepancy (fd, x0 or eps measure) between neighbouring grid 
 
 MEASURES = ("fd", "x0", "eps")
 FEATURES = ("identity", "classifier")
+OPTIONS = (
+    "measure",
+    "measure_weights",
+    "xi",
+    "speed_variable",
+    "measure_dataset",
+    "measure_denoiser",
+    "measure_features",
+    "measure_samples",
+    "speed_points",
+)
 
 
 def add_arguments(group) -> None:
@@ -45,7 +64,10 @@ def add_arguments(group) -> None:
         "normalised to unit length (default: equal)",
     )
     group.add_argument(
-        "--xi", type=float, default=1.0, help="exponent: d(alpha)/dt ∝ v^-xi (1 = constant rate)"
+        "--xi",
+        type=float_range(0, 100),
+        default=1.0,
+        help="exponent: d(alpha)/dt ∝ v^-xi (1 = constant rate)",
     )
     group.add_argument(
         "--speed-variable",
@@ -56,7 +78,8 @@ def add_arguments(group) -> None:
     group.add_argument(
         "--measure-dataset",
         default="digits",
-        help="data set the measure diffuses (a schedopt.data name; default digits)",
+        choices=DATASETS,
+        help="data set the measure diffuses (default digits)",
     )
     group.add_argument(
         "--measure-denoiser",
@@ -72,37 +95,66 @@ def add_arguments(group) -> None:
         "(P1's Inception analogue; about 5x slower)",
     )
     group.add_argument(
-        "--measure-samples", type=int, default=1000, help="size of the measure's sample bank"
+        "--measure-samples",
+        type=int_range(2, MAX_SAMPLES),
+        default=1000,
+        help="size of the measure's sample bank",
     )
     group.add_argument(
         "--speed-points",
-        type=int,
+        type=int_range(3, 100_000),
         default=129,
         help="levels of the direct construction's speed table (default 129)",
     )
+
+
+def measure_names(args) -> list[str]:
+    """The measures of ``--measure`` (refused unless each is one of ``MEASURES``)."""
+    names = [m.strip() for m in args.measure.split(",") if m.strip()]
+    bad = [m for m in names if m not in MEASURES]
+    if not names or bad or len(set(names)) != len(names):
+        raise ValueError(
+            f"--measure must be {', '.join(MEASURES)} or a comma-separated mix of distinct "
+            f"ones, got --measure={args.measure!r}"
+        )
+    return names
+
+
+def check_options(args) -> None:
+    """Refuse options of this plug-in that the chosen measures would ignore."""
+    names = measure_names(args)
+    given = set(args.given)
+    if "measure_weights" in given:
+        weights = parse_floats("measure-weights", args.measure_weights)
+        if len(names) < 2:
+            raise ValueError("--measure-weights applies to a mixed --measure (e.g. fd,x0) only")
+        if len(weights) != len(names) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(
+                f"--measure-weights needs {len(names)} non-negative numbers, not all 0, got "
+                f"{args.measure_weights!r}"
+            )
+    if "measure_features" in given and "fd" not in names:
+        raise ValueError("--measure-features applies to --measure fd only")
+    if "measure_denoiser" in given:
+        if not {"x0", "eps"} & set(names):
+            raise ValueError("--measure-denoiser applies to --measure x0 or eps only")
+        network_dir("--measure-denoiser", args.measure_denoiser)
+    if args.measure_features == "classifier" and args.measure_dataset != "digits":
+        raise ValueError(
+            "--measure-features classifier needs --measure-dataset digits, got "
+            f"{args.measure_dataset!r}"
+        )
 
 
 def build_measure(args):
     """The (possibly combined) measure named by ``--measure`` and its options."""
     from ...data import load_dataset
 
-    names = [m.strip() for m in args.measure.split(",") if m.strip()]
-    bad = [m for m in names if m not in MEASURES]
-    if not names or bad:
-        raise ValueError(
-            f"--measure must be {', '.join(MEASURES)} or a comma-separated mix, got "
-            f"--measure={args.measure!r}"
-        )
-    if args.measure_samples < 2:
-        raise ValueError(f"--measure-samples must be >= 2, got {args.measure_samples}")
+    names = measure_names(args)
     dataset = load_dataset(args.measure_dataset, seed=args.seed)
     data = dataset.train
     n = min(args.measure_samples, data.shape[0])
     features = args.measure_features
-    if features == "classifier" and dataset.name != "digits":
-        raise ValueError(
-            f"--measure-features classifier needs --measure-dataset digits, got {dataset.name!r}"
-        )
     measures = []
     for name in names:
         if name == "fd":
@@ -125,11 +177,6 @@ def build_measure(args):
     weights = None
     if args.measure_weights is not None:
         weights = parse_floats("measure-weights", args.measure_weights)
-        if len(weights) != len(measures) or min(weights) < 0:
-            raise ValueError(
-                f"--measure-weights needs {len(measures)} non-negative numbers, got "
-                f"{args.measure_weights!r}"
-            )
     grid = logsnr_grid(args.speed_points, args.sigma_min, args.sigma_max)
     normalize = grid if len(measures) > 1 else None
     return combine(measures, weights, normalize_on=normalize), dataset

@@ -7,11 +7,13 @@ defined in :mod:`schedopt.cli._objectives.trajectory`.
 
 from __future__ import annotations
 
-from . import ObjectiveSetup
-from .trajectory import sample_objective_setup
+from . import ObjectiveSetup, trajectory
 
 NAME = "mmd"
 HELP = "squared MMD (multi-scale RBF kernel) between samples and data"
+OPTIONS = trajectory.DISCREPANCY_OPTIONS
+solver_names = trajectory.solver_names
+solver_fields = trajectory.solver_fields
 
 
 def add_arguments(group) -> None:
@@ -19,4 +21,4 @@ def add_arguments(group) -> None:
 
 
 def build(args) -> ObjectiveSetup:
-    return sample_objective_setup(args, NAME)
+    return trajectory.sample_objective_setup(args, NAME)

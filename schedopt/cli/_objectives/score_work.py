@@ -11,13 +11,23 @@ from __future__ import annotations
 import jax
 
 from ...baselines import baseline_schedules
+from ...data import DATASETS
 from ...schedules import EDM
 from ...score_optimal import COSTS, TRACES, VELOCITIES, CostTable, make_cost
-from .._common import dataset_denoiser
+from .._common import MAX_SAMPLES, dataset_denoiser, int_range, network_dir
 from . import ObjectiveSetup
 
 NAME = "score-work"
 HELP = "P4: path energy of the score transport cost (corrector or predictor), 1 = equal cost"
+OPTIONS = (
+    "cost",
+    "cost_dataset",
+    "cost_denoiser",
+    "cost_velocity",
+    "cost_trace",
+    "cost_samples",
+    "cost_intervals",
+)
 
 
 def add_arguments(group) -> None:
@@ -31,8 +41,9 @@ def add_arguments(group) -> None:
     group.add_argument(
         "--cost-dataset",
         default="gmm64",
-        help="data set whose diffused samples the cost averages over (a schedopt.data name; "
-        "default gmm64, an exact Gaussian-mixture oracle)",
+        choices=DATASETS,
+        help="data set whose diffused samples the cost averages over (default gmm64, an "
+        "exact Gaussian-mixture oracle)",
     )
     group.add_argument(
         "--cost-denoiser",
@@ -50,21 +61,31 @@ def add_arguments(group) -> None:
         help="predictor cost's Jacobian terms: exact (d x d) or hutchinson",
     )
     group.add_argument(
-        "--cost-samples", type=int, default=1024, help="clean samples the cost averages over"
+        "--cost-samples",
+        type=int_range(1, MAX_SAMPLES),
+        default=1024,
+        help="clean samples the cost averages over",
     )
     group.add_argument(
-        "--cost-intervals", type=int, default=128, help="geometric intervals of the cost table"
+        "--cost-intervals",
+        type=int_range(2, 100_000),
+        default=128,
+        help="geometric intervals of the cost table",
     )
+
+
+def check_options(args) -> None:
+    """Refuse options of this plug-in that the chosen cost would ignore."""
+    if "cost_trace" in args.given and args.cost != "predictor":
+        raise ValueError("--cost-trace applies to --cost predictor only")
+    if args.cost_denoiser is not None:
+        network_dir("--cost-denoiser", args.cost_denoiser)
 
 
 def build(args) -> ObjectiveSetup:
     from ...data import load_dataset
     from ...objectives.score_work import ScoreWork
 
-    if args.cost_samples < 1:
-        raise ValueError(f"--cost-samples must be >= 1, got {args.cost_samples}")
-    if args.cost_intervals < 2:
-        raise ValueError(f"--cost-intervals must be >= 2, got {args.cost_intervals}")
     dataset = load_dataset(args.cost_dataset, seed=args.seed)
     denoiser = dataset_denoiser(dataset, args.cost_denoiser, "--cost-denoiser")
     x0 = dataset.train[: args.cost_samples]

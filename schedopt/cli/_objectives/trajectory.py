@@ -9,17 +9,22 @@ and ``--nfe`` its number of steps.
 
 from __future__ import annotations
 
-from ..._checks import check_positive_int
+import dataclasses
+
 from ...baselines import baseline_schedules
 from ...data import load_dataset
 from ...models import GaussianMixtureDenoiser
 from ...objectives.discrepancy import discrepancy_objective
 from ...objectives.trajectory import TrajectoryMatching
-from ...sampling import NOISES, SAMPLERS, make_sampler
+from ...sampling import SAMPLERS, make_sampler
+from .._common import MAX_SAMPLES, MAX_STEPS, int_range
 from . import ObjectiveSetup
 
 NAME = "trajectory"
 HELP = "distance of the N-step output to a many-step solve from the same noise (LD3)"
+OPTIONS = ("dataset", "batch_size", "reference_steps", "num_pairs", "init")
+#: The options the discrepancy objectives (mmd, sliced-w2, frechet) read.
+DISCREPANCY_OPTIONS = ("dataset", "batch_size", "num_data", "init")
 
 #: ``--dataset`` values: Gaussian mixtures with an exact posterior mean.
 DATASETS = {"gmm-ring": "ring", "gmm-grid": "grid", "gmm-64": "gmm64", "gmm-gaussian": "gaussian"}
@@ -29,59 +34,65 @@ def add_arguments(group) -> None:
     group.add_argument(
         "--dataset",
         default="gmm-ring",
-        help=f"sample-based objectives: {', '.join(DATASETS)} (exact mixture oracle)",
+        choices=tuple(DATASETS),
+        help="sample-based objectives: the Gaussian mixture (exact oracle)",
     )
     group.add_argument(
         "--batch-size",
-        type=int,
+        type=int_range(1, 65536),
         default=None,
         help="samples per step (default 256); trajectory: pairs per step (default: all)",
     )
-    group.add_argument("--num-data", type=int, default=4096, help="data rows (discrepancies)")
     group.add_argument(
-        "--reference-steps", type=int, default=64, help="teacher steps (Heun, trajectory)"
+        "--num-data",
+        type=int_range(1, MAX_SAMPLES),
+        default=4096,
+        help="data rows (discrepancy objectives)",
+    )
+    group.add_argument(
+        "--reference-steps",
+        type=int_range(1, MAX_STEPS),
+        default=64,
+        help="teacher steps (Heun, trajectory)",
     )
     group.add_argument(
         "--num-pairs",
-        type=int,
+        type=int_range(2, MAX_SAMPLES),
         default=256,
         help="teacher pairs computed once (trajectory; a quarter held out for validation)",
     )
-    group.add_argument("--noise", default="gaussian", choices=NOISES, help="SDE sampler noise")
-    group.add_argument("--kappa", type=float, default=1.0, help="euler-maruyama noise variance")
-    group.add_argument("--process", default="vp", choices=("vp", "ve"), help="euler-maruyama SDE")
-    group.add_argument(
-        "--eta", type=float, default=1.0, help="ancestral and dpmpp-2m-sde samplers' eta"
-    )
+
+
+def solver_names() -> tuple[str, ...]:
+    """The samplers (:data:`schedopt.sampling.SAMPLERS`)."""
+    return tuple(SAMPLERS)
+
+
+def solver_fields(name: str) -> set[str]:
+    """The fields of the sampler ``name`` (``eta`` and ``noise`` for ancestral, ...)."""
+    return {f.name for f in dataclasses.fields(make_sampler(name, 1))}
 
 
 def load_oracle(args):
     """``(denoiser, data, fingerprint)`` for ``--dataset``."""
-    if args.dataset not in DATASETS:
-        raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}, got {args.dataset!r}")
-    num_data = check_positive_int("num_data", args.num_data)
+    num_data = args.num_data
     ds = load_dataset(DATASETS[args.dataset], seed=args.seed, num_train=num_data, num_test=1)
     denoiser = GaussianMixtureDenoiser.from_mixture(ds.distribution)
     return denoiser, ds.train, {"dataset": args.dataset, "seed": args.seed, "num_data": num_data}
 
 
 def build_sampler(args):
-    """``--solver`` with ``--nfe`` steps and the stochastic samplers' options."""
-    if args.solver not in SAMPLERS:
-        raise ValueError(f"--solver must be one of {', '.join(SAMPLERS)}, got {args.solver!r}")
-    options = {"final": args.final}
-    if args.solver == "euler-maruyama":
-        options.update(process=args.process, noise=args.noise, kappa=args.kappa)
-    elif args.solver in ("ancestral", "dpmpp-2m-sde"):
-        options.update(eta=args.eta, noise=args.noise)
-    return make_sampler(args.solver, args.nfe, **options)
+    """``--solver`` with ``--nfe`` steps and the solver options it has."""
+    fields = solver_fields(args.solver)
+    options = {k: getattr(args, k) for k in ("eta", "kappa", "process", "noise") if k in fields}
+    return make_sampler(args.solver, args.nfe, final=args.final, **options)
 
 
 def sample_objective_setup(args, name: str) -> ObjectiveSetup:
     """The set-up of any sample-based objective ``name`` from the parsed arguments."""
     denoiser, data, fingerprint = load_oracle(args)
     sampler = build_sampler(args)
-    init = getattr(args, "init", "vp")
+    init = args.init
     if name == "trajectory":
         objective = TrajectoryMatching(
             denoiser,
