@@ -176,6 +176,24 @@ def noise_level(text: str) -> float:
 noise_level.__name__ = "noise level"
 
 
+def noise_range(text: str) -> tuple[float, float]:
+    """An ``argparse`` type: two noise levels ``LO,HI`` with ``LO < HI`` (``"0.002,160"``).
+
+    >>> noise_range("0.002,160")
+    (0.002, 160.0)
+    """
+    items = text.split(",")
+    if len(items) != 2:
+        raise argparse.ArgumentTypeError(f"must be two noise levels LO,HI, got {text!r}")
+    lo, hi = (noise_level(item.strip()) for item in items)
+    if not lo < hi:
+        raise argparse.ArgumentTypeError(f"must satisfy LO < HI, got {text!r}")
+    return lo, hi
+
+
+noise_range.__name__ = "noise range"
+
+
 def parse_floats(name: str, text: str) -> list[float]:
     """``"80,1.5,0"`` to floats; errors name the option and the bad item.
 

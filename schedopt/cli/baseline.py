@@ -1,5 +1,11 @@
 """``schedopt baseline NAME --nfe N``: the sigma list of a fixed schedule family.
 
+``--range LO,HI`` puts the family on the noise range ``[LO, HI]``: a family with a free
+range (``edm``, ``logsnr-linear``, ...) is built there by its own definition (as
+``--sigma-min LO --sigma-max HI``); a family whose range is fixed by its table (the
+discrete VP schedules) keeps its shape, its logSNR fraction, laid onto ``[LO, HI]``
+(:class:`~schedopt.schedules.RangedSchedule`).
+
 A family option that NAME does not take is refused, and so is a list that comes out
 non-finite or not strictly decreasing (e.g. noise levels beyond what the working
 precision resolves; ``--x64`` computes in float64).
@@ -11,7 +17,7 @@ import json
 
 import numpy as np
 
-from ..schedules import FAMILIES, grid, make_schedule
+from ..schedules import FAMILIES, RangedSchedule, grid, make_schedule
 from ..schedules.base import FINALS
 from ._common import (
     MAX_STEPS,
@@ -19,6 +25,7 @@ from ._common import (
     float_range,
     int_range,
     noise_level,
+    noise_range,
     working_dtype,
 )
 
@@ -55,6 +62,14 @@ def register(subparsers) -> None:
         p.add_argument(
             f"--{option.replace('_', '-')}", dest=option, type=kind, default=None, help=text
         )
+    p.add_argument(
+        "--range",
+        type=noise_range,
+        default=None,
+        metavar="LO,HI",
+        help="the noise range: the family's own definition there, or its shape laid onto it "
+        "when its range is fixed (discrete tables)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -78,7 +93,17 @@ def run(args) -> int:
             f"--sigma-min ({params['sigma_min']:g}) must be below --sigma-max "
             f"({params['sigma_max']:g})"
         )
+    free_range = {"sigma_min", "sigma_max"} <= takes
+    if args.range is not None:
+        if {"sigma_min", "sigma_max"} & set(params):
+            raise ValueError("give --range or --sigma-min/--sigma-max, not both")
+        if free_range:
+            params.update(sigma_min=args.range[0], sigma_max=args.range[1])
     schedule = make_schedule(args.name, **params)
+    if args.range is not None and not free_range:
+        lo, hi = args.range
+        # Bounds a factor e beyond the range: the range is represented exactly (to rounding).
+        schedule = RangedSchedule.from_schedule(schedule, (lo / np.e, hi * np.e), (lo, hi))
     sigmas = np.asarray(grid(schedule, args.nfe, args.final), dtype=np.float64)
     positive = sigmas[:-1] if args.final == "zero" else sigmas
     if not np.all(np.isfinite(sigmas)) or np.any(positive <= 0) or np.any(np.diff(sigmas) >= 0):
@@ -93,6 +118,7 @@ def run(args) -> int:
         "nfe": args.nfe,
         "final": args.final,
         "params": params,
+        "range": None if args.range is None else list(args.range),
         "sigmas": sigmas.tolist(),
     }
     text = json.dumps(record, allow_nan=False)

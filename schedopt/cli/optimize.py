@@ -26,7 +26,14 @@ import jax
 
 from ..baselines import BASELINES
 from ..sampling import NOISES
-from ..schedules import FAMILIES, MonotoneCubic, MonotoneMLP, PiecewiseLinear, make_schedule
+from ..schedules import (
+    FAMILIES,
+    MonotoneCubic,
+    MonotoneMLP,
+    PiecewiseLinear,
+    RangedSchedule,
+    make_schedule,
+)
 from ..schedules.base import FINALS
 from ._common import (
     MAX_ITERATIONS,
@@ -37,6 +44,7 @@ from ._common import (
     format_table,
     int_range,
     noise_level,
+    noise_range,
     working_dtype,
 )
 from ._objectives import discover
@@ -60,6 +68,8 @@ REFERENCE_LABELS = dict(BASELINES, **{"asymptotic-optimum": "Euler-Maclaurin opt
 #: Options of the samplers and Gaussian solvers; each applies where the solver has a
 #: field of that name (``eta``: ancestral; ``kappa``, ``process``: Euler-Maruyama, ...).
 SOLVER_OPTIONS = ("eta", "kappa", "process", "noise")
+#: Objectives whose cost cannot choose a range (zero on any range with equal steps).
+NO_RANGE = ("constant-rate", "score-work")
 #: Smallest ratio --sigma-max / --sigma-min (a logSNR range of 0.02).
 MIN_RANGE = 1.01
 #: What the run writes into its directory.
@@ -128,6 +138,22 @@ def register(subparsers) -> None:
     )
     p.add_argument("--sigma-min", type=noise_level, default=0.002)
     p.add_argument("--sigma-max", type=noise_level, default=80.0)
+    p.add_argument(
+        "--learn-range",
+        action="store_true",
+        help="learn where the grid starts and stops (its first level and last positive "
+        "level) with its spacing, inside --range-bounds; the run starts on "
+        "[--sigma-min, --sigma-max]",
+    )
+    p.add_argument(
+        "--range-bounds",
+        type=noise_range,
+        default=None,
+        metavar="LO,HI",
+        help="with --learn-range: the levels the model is valid on, which the learned range "
+        "stays strictly inside (default: --sigma-min,--sigma-max; e.g. 0.002,160 lets the "
+        "first level rise above 80)",
+    )
     p.add_argument("--iterations", type=int_range(1, MAX_ITERATIONS), default=1500)
     p.add_argument("--lr", type=float_range(0, open_lo=True), default=1e-2, help="Adam rate")
     p.add_argument("--seed", type=int_range(0, MAX_SEED), default=0)
@@ -178,6 +204,8 @@ def applicable_options(args) -> set[str]:
         dests.add("init_from")
         if args.family != "monotone-mlp":
             dests.add("num_knots")
+    if args.learn_range:
+        dests |= {"learn_range", "range_bounds"}
     dests |= set(plugin.OPTIONS)
     if hasattr(plugin, "solver_fields"):
         dests.add("solver")
@@ -208,6 +236,8 @@ def check_options(args) -> None:
                 f"does not apply to --solver {args.solver} with --objective {args.objective} "
                 f"(solvers that take it: {', '.join(takers) or 'none'})"
             )
+        elif dest == "range_bounds":
+            why = "applies with --learn-range only"
         elif dest == "num_knots":
             why = f"applies to the knot families, not --family {args.family}"
         else:
@@ -222,8 +252,38 @@ def check_options(args) -> None:
             f"--sigma-max ({args.sigma_max:g}) must be at least {MIN_RANGE:g} x --sigma-min "
             f"({args.sigma_min:g}): a narrower noise range is not resolved"
         )
+    if args.learn_range:
+        check_range_options(args)
     if hasattr(plugin, "check_options"):
         plugin.check_options(args)
+
+
+def range_bounds(args) -> tuple[float, float]:
+    """``--range-bounds``, or ``(--sigma-min, --sigma-max)`` without it."""
+    return tuple(args.range_bounds) if args.range_bounds else (args.sigma_min, args.sigma_max)
+
+
+def check_range_options(args) -> None:
+    """Refuse ``--learn-range`` where the objective cannot price the range."""
+    if args.objective in NO_RANGE:
+        raise ValueError(
+            f"--learn-range does not apply to --objective {args.objective}: its cost is zero "
+            "on any range with equal steps, so it cannot choose one; learn the range with "
+            "another objective (e.g. gaussian-kl --init ve) and give it as --sigma-min and "
+            "--sigma-max"
+        )
+    if "init" in OBJECTIVES[args.objective].OPTIONS and args.init == "exact":
+        raise ValueError(
+            "--learn-range needs --init ve or vp: with --init exact the first state is drawn "
+            "from the exact marginal at whatever level the grid starts, so the top of the "
+            "range would cost nothing"
+        )
+    lo, hi = range_bounds(args)
+    if not lo <= args.sigma_min < args.sigma_max <= hi:
+        raise ValueError(
+            f"--range-bounds {lo:g},{hi:g} must contain the starting range [--sigma-min "
+            f"{args.sigma_min:g}, --sigma-max {args.sigma_max:g}]"
+        )
 
 
 def shaping_options(args) -> dict:
@@ -289,12 +349,17 @@ def initial_schedule(args) -> object:
     """The schedule the optimisation starts from, per ``--family`` / ``--init-from``."""
     ends = dict(sigma_min=args.sigma_min, sigma_max=args.sigma_max)
     if args.family not in LEARNABLE:
-        return make_schedule(args.family, **ends)
-    start = make_schedule(args.init_from, **ends)
-    cls = LEARNABLE[args.family]
-    if cls is MonotoneMLP:
-        return cls.from_schedule(start, key=jax.random.key(args.seed))
-    return cls.from_schedule(start, num_knots=args.num_knots)
+        start = make_schedule(args.family, **ends)
+    else:
+        cls = LEARNABLE[args.family]
+        start = make_schedule(args.init_from, **ends)
+        if cls is MonotoneMLP:
+            start = cls.from_schedule(start, key=jax.random.key(args.seed))
+        else:
+            start = cls.from_schedule(start, num_knots=args.num_knots)
+    if args.learn_range:
+        return RangedSchedule.from_schedule(start, bounds=range_bounds(args))
+    return start
 
 
 # ---- the run --------------------------------------------------------------------------
@@ -396,6 +461,7 @@ def run(args) -> int:
                 iterations=args.iterations,
                 resume=args.resume,
                 comparison={k: v for k, v in comparison.items() if _finite(v)},
+                **(learned_range(result.schedule) if args.learn_range else {}),
                 seconds=time.perf_counter() - started,
             ),
         )
@@ -414,6 +480,17 @@ def run(args) -> int:
     print(f"\nwrote {out / 'schedule.json'}, {out / 'schedule.png'}, {out / 'log.jsonl'}")
     print(f"({result.num_iterations} iterations in {result.seconds:.1f} s)")
     return 0
+
+
+def learned_range(schedule: RangedSchedule) -> dict:
+    """The card's record of a learned range: the bounds and the levels it settled on."""
+    return {
+        "learned_range": {
+            "sigma_min": float(schedule.sigma_min),
+            "sigma_max": float(schedule.sigma_max),
+            "bounds": list(schedule.bounds),
+        }
+    }
 
 
 def _finite(value: float) -> bool:
