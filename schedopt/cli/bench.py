@@ -16,6 +16,10 @@ Ratios are measured in the same process. Sections:
 - ``few_step_gradients``: value+gradient w.r.t. the grid of every few-step solver at 5 NFE
   on the digits U-Net (random weights, 128 samples), schedopt's sampler vs a hand-unrolled
   loop of the same steps (:mod:`schedopt.cli._few_step`), with their ratio;
+- ``torch_bridge``: value+gradient w.r.t. the grid of a 5-NFE DPM-Solver++(2M) sample on a
+  diffusers ``UNet2DModel`` through :mod:`schedopt.integrations.torch` vs the same
+  computation in torch alone, with their ratio (:mod:`schedopt.integrations.torch_bench`;
+  skipped without torch and diffusers);
 - ``sharding``: value+gradient of a sample-based objective with its batch split over every
   device vs on one device (skipped with one device; on CPU,
   ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` gives two).
@@ -37,7 +41,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-SECTIONS = ("kl_scaling", "time_to_schedule", "sampler_overhead", "few_step_gradients", "sharding")
+SECTIONS = (
+    "kl_scaling",
+    "time_to_schedule",
+    "sampler_overhead",
+    "few_step_gradients",
+    "torch_bridge",
+    "sharding",
+)
 
 
 def register(subparsers) -> None:
@@ -275,6 +286,15 @@ def sampler_overhead(quick: bool, repeats: int) -> dict:
         return module.main(argv)
 
 
+def torch_bridge(quick: bool, repeats: int) -> dict:
+    """:func:`schedopt.integrations.torch_bench.bridge_overhead` (skipped without torch)."""
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("diffusers") is None:
+        return {"skipped": "torch and diffusers are not installed"}
+    from ..integrations.torch_bench import bridge_overhead
+
+    return bridge_overhead(quick=quick, repeats=repeats)
+
+
 def run(args) -> int:
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     for s in sections:
@@ -305,6 +325,8 @@ def run(args) -> int:
         from ._few_step import few_step_gradients
 
         record["few_step_gradients"] = few_step_gradients(timed, quick, repeats)
+    if "torch_bridge" in sections:
+        record["torch_bridge"] = torch_bridge(quick, repeats)
     if "sharding" in sections:
         record["sharding"] = sharding(quick, repeats)
     text = json.dumps(record, indent=2)

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import threading
 import warnings
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -26,6 +27,18 @@ def import_torch():
     import torch
 
     return torch
+
+
+class Spec(NamedTuple):
+    """What the host side knows of a call's (unbatched) state: batch size, event rank, dtype."""
+
+    batch: int
+    event_ndim: int
+    dtype: str
+
+    @classmethod
+    def of(cls, x) -> Spec:
+        return cls(int(x.shape[0]), x.ndim - 1, np.dtype(x.dtype).name)
 
 
 class Handle:
@@ -94,11 +107,18 @@ class Handle:
         pred_u, pred_c = out[:n], out[n:]
         return pred_u + self.guidance_scale * (pred_c - pred_u)
 
-    def tensors(self, x, t, event_ndim: int, *, copy: bool):
+    def tensors(self, x, t, spec: Spec, *, copy: bool):
         """Torch views of the callback's arrays, vmapped axes folded into the batch."""
         torch = import_torch()
+        if np.dtype(x.dtype).name != spec.dtype:
+            raise ValueError(
+                f"{spec.dtype} values reached the torch callback as {x.dtype}: JAX converts a "
+                "callback's arguments under the x64 setting of the thread that runs it, and "
+                "`with jax.enable_x64(True)` holds on the calling thread only; enable x64 for "
+                "the process with jax.config.update('jax_enable_x64', True)"
+            )
         shape = tuple(x.shape)
-        event = shape[len(shape) - event_ndim :]
+        event = shape[len(shape) - spec.event_ndim :]
         xt = torch.from_dlpack(x).reshape(-1, *event).to(self.device)
         tt = torch.from_dlpack(t).reshape(-1).to(self.device)
         if copy and self.device.type == "cpu":
@@ -157,37 +177,37 @@ def _numpy(tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy()
 
 
-def _host_value(handle: Handle, batch: int, event_ndim: int, x, t):
+def _host_value(handle: Handle, spec: Spec, x, t):
     torch = import_torch()
-    xt, tt = handle.tensors(x, t, event_ndim, copy=False)
+    xt, tt = handle.tensors(x, t, spec, copy=False)
     with torch.no_grad():
-        out = handle.predict(xt, tt, batch)
+        out = handle.predict(xt, tt, spec.batch)
     return _numpy(out).reshape(x.shape)
 
 
-def _host_forward(handle: Handle, batch: int, event_ndim: int, x, t):
+def _host_forward(handle: Handle, spec: Spec, x, t):
     torch = import_torch()
-    xt, tt = handle.tensors(x, t, event_ndim, copy=True)
+    xt, tt = handle.tensors(x, t, spec, copy=True)
     key = _key(x, t)
     entry = handle.find(key, xt, tt, remove=False)
     if entry is None:
         xt.requires_grad_(True)
         tt.requires_grad_(True)
         with torch.enable_grad():
-            entry = (xt, tt, handle.predict(xt, tt, batch))
+            entry = (xt, tt, handle.predict(xt, tt, spec.batch))
         handle.keep(key, entry)
     return _numpy(entry[2]).reshape(x.shape)
 
 
-def _host_backward(handle: Handle, batch: int, event_ndim: int, x, t, cotangent):
+def _host_backward(handle: Handle, spec: Spec, x, t, cotangent):
     torch = import_torch()
-    xt, tt = handle.tensors(x, t, event_ndim, copy=True)
+    xt, tt = handle.tensors(x, t, spec, copy=True)
     entry = handle.find(_key(x, t), xt, tt, remove=True)
     if entry is None:  # evicted or never kept: recompute (not a sampler's evaluation)
         xt.requires_grad_(True)
         tt.requires_grad_(True)
         with torch.enable_grad():
-            entry = (xt, tt, handle.predict(xt, tt, batch))
+            entry = (xt, tt, handle.predict(xt, tt, spec.batch))
         handle.evaluations -= 1 if handle.guidance_scale is None else 2
     xt, tt, out = entry
     g = torch.from_dlpack(cotangent).reshape(out.shape).to(out.device, out.dtype)
@@ -206,20 +226,20 @@ def _host_backward(handle: Handle, batch: int, event_ndim: int, x, t, cotangent)
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def bridge(handle: Handle, x: Array, t: Array) -> Array:
     shape = jax.ShapeDtypeStruct(x.shape, x.dtype)
-    host = functools.partial(_host_value, handle, x.shape[0], x.ndim - 1)
+    host = functools.partial(_host_value, handle, Spec.of(x))
     return jax.pure_callback(host, shape, x, t, vmap_method="broadcast_all")
 
 
 def bridge_fwd(handle: Handle, x: Array, t: Array):
     shape = jax.ShapeDtypeStruct(x.shape, x.dtype)
-    host = functools.partial(_host_forward, handle, x.shape[0], x.ndim - 1)
+    host = functools.partial(_host_forward, handle, Spec.of(x))
     return jax.pure_callback(host, shape, x, t, vmap_method="broadcast_all"), (x, t)
 
 
 def bridge_bwd(handle: Handle, residuals, cotangent):
     x, t = residuals
     shapes = (jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct(t.shape, t.dtype))
-    host = functools.partial(_host_backward, handle, x.shape[0], x.ndim - 1)
+    host = functools.partial(_host_backward, handle, Spec.of(x))
     return jax.pure_callback(host, shapes, x, t, cotangent, vmap_method="broadcast_all")
 
 
