@@ -18,6 +18,10 @@ Ratios are measured in the same process. Sections:
   loop of the same steps (:mod:`schedopt.cli._few_step`), with their ratio;
 - ``digits_time_to_schedule``: teacher pairs and a full fit of each sample-based objective
   (range learned) on the digits U-Net at 5 NFE with DPM-Solver++(2M);
+- ``torch_bridge``: value+gradient w.r.t. the grid of a 5-NFE DPM-Solver++(2M) sample on a
+  diffusers ``UNet2DModel`` through :mod:`schedopt.integrations.torch` vs the same
+  computation in torch alone, with their ratio (:mod:`schedopt.integrations.torch_bench`;
+  skipped without torch and diffusers);
 - ``sharding``: value+gradient of a sample-based objective with its batch split over every
   device vs on one device (skipped with one device; on CPU,
   ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` gives two).
@@ -47,6 +51,7 @@ SECTIONS = (
     "sampler_overhead",
     "few_step_gradients",
     "digits_time_to_schedule",
+    "torch_bridge",
     "sharding",
 )
 
@@ -298,6 +303,15 @@ def sampler_overhead(quick: bool, repeats: int) -> dict:
         return module.main(argv)
 
 
+def torch_bridge(quick: bool, repeats: int) -> dict:
+    """:func:`schedopt.integrations.torch_bench.bridge_overhead` (skipped without torch)."""
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("diffusers") is None:
+        return {"skipped": "torch and diffusers are not installed"}
+    from ..integrations.torch_bench import bridge_overhead
+
+    return bridge_overhead(quick=quick, repeats=repeats)
+
+
 def run(args) -> int:
     from ._common import MAX_DIM, MAX_STEPS
     from ._rundir import check_output_file
@@ -338,6 +352,8 @@ def run(args) -> int:
         from ._few_step import digits_time_to_schedule
 
         record["digits_time_to_schedule"] = digits_time_to_schedule(timed, quick, repeats)
+    if "torch_bridge" in sections:
+        record["torch_bridge"] = torch_bridge(quick, repeats)
     if "sharding" in sections:
         record["sharding"] = sharding(quick, repeats)
     text = json.dumps(record, indent=2)

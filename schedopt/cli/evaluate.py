@@ -2,12 +2,18 @@
 
     schedopt evaluate --model runs/digits                 # sample at 50 NFE (Heun), score
     schedopt evaluate --samples x.npy --dataset ring      # score saved samples
+    schedopt evaluate --model runs/digits --card runs/fit # a card on 5 held-out seeds
 
 Metrics are compared with the data set's held-out test split (see
 ``schedopt.metrics.evaluate_samples``): Fréchet distance of classifier features for
 digits, sliced W2, MMD, precision/recall, and for Gaussian mixtures the exact Gaussian KL,
 log-likelihood and mode coverage. The JSON goes to stdout (and ``--out``), a table to
 stderr.
+
+``--card`` samples a learned schedule with the solver, number of steps and grid end the
+card records, on ``--seeds`` seeds (default 5) from ``HELD_OUT_SEED`` = 10000 on (never a
+seed the fit used: the card's own seed is refused), and reports each metric's mean with
+its 95% t-interval over seeds (:func:`schedopt.metrics.mean_interval`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from ._common import MAX_SEED, MAX_STEPS, int_range, load_npy, network_dir
 from ._rundir import check_output_file
 
 DEFAULT_NFE = 50
+#: First sampling seed of ``--card`` evaluations (fits and teacher pairs use small seeds).
+HELD_OUT_SEED = 10_000
+#: Held-out seeds of a ``--card`` evaluation unless ``--seeds`` says otherwise.
+CARD_SEEDS = 5
 
 
 def parse_schedule(text: str):
@@ -62,19 +72,24 @@ def sample_denoiser(
     sampler: str = "heun",
     schedule=None,
     batch_size: int = 500,
+    solver=None,
 ) -> tuple[np.ndarray, dict]:
-    """``num_samples`` samples from the probability-flow ODE at (at most) ``nfe`` evaluations.
+    """``num_samples`` samples from the probability-flow ODE at (at most) ``nfe`` evaluations,
+    or with ``solver`` (an :class:`~schedopt.sampling.AbstractSampler`) when given.
 
     Returns the samples and a description ``{"sampler", "num_steps", "nfe", "schedule"}``.
     """
-    from ..sampling import sampler_for_nfe
+    from ..sampling import registry_name, sampler_for_nfe
     from ..schedules import EDM
     from ..schedules.registry import schedule_to_config
 
     num_samples = check_positive_int("num_samples", num_samples)
     batch_size = check_positive_int("batch_size", batch_size)
     schedule = EDM() if schedule is None else schedule
-    solver = sampler_for_nfe(sampler, nfe)
+    if solver is None:
+        solver = sampler_for_nfe(sampler, nfe)
+    else:
+        sampler = registry_name(solver)
     run = jax.jit(lambda d, s, k, n: solver.sample(d, s, k, (n, *event_shape)), static_argnums=3)
     keys = jax.random.split(key, -(-num_samples // batch_size))
     chunks = []
@@ -88,6 +103,43 @@ def sample_denoiser(
         "schedule": schedule_to_config(schedule),
     }
     return np.concatenate(chunks), info
+
+
+def card_sampling(args):
+    """``(schedule, sampler)`` from ``--card``: its schedule, and its solver at the number
+    of steps and grid end it was fitted for (``--sampler`` only when it records none)."""
+    from ..io import card_schedule, load_source
+    from ..sampling import make_sampler
+
+    fixed = [f"--{d}" for d in ("nfe", "schedule") if d in args.given]
+    card = load_source(args.card)
+    recorded = card.get("solver")
+    if recorded is not None and "sampler" in args.given:
+        fixed.append("--sampler")
+    if fixed:
+        raise ValueError(
+            f"{', '.join(fixed)} cannot be given with --card: the card fixes the schedule, the "
+            "solver and the number of steps it was fitted for"
+        )
+    if recorded is None:
+        recorded = args.sampler
+    options = dict(recorded) if isinstance(recorded, dict) else {"name": recorded}
+    name = options.pop("name")
+    at = card["optimized_at"]
+    try:
+        sampler = make_sampler(name, at["num_steps"], final=at["final"], **options)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--card {args.card!r} records solver {recorded!r}: {e}") from None
+    return card_schedule(card), sampler
+
+
+def card_seed(path) -> int | None:
+    """The seed a card was fitted with (``settings.seed``), or None."""
+    from ..io import load_source
+
+    settings = load_source(path).get("settings") or {}
+    seed = settings.get("seed")
+    return seed if isinstance(seed, int) else None
 
 
 def register(subparsers) -> None:
@@ -107,7 +159,24 @@ def register(subparsers) -> None:
         "--dataset", choices=DATASETS, help="data set to compare with (default: the model's)"
     )
     seed = int_range(0, MAX_SEED)
-    p.add_argument("--seed", type=seed, default=0, help="sampling / projection seed")
+    p.add_argument(
+        "--seed",
+        type=seed,
+        default=None,
+        help=f"first sampling / projection seed (default 0; with --card {HELD_OUT_SEED})",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int_range(1, 100),
+        default=None,
+        help="sampling seeds, --num-samples each; metrics get 95%% t-intervals (with --model; "
+        f"default 1, with --card {CARD_SEEDS})",
+    )
+    p.add_argument(
+        "--card",
+        help="with --model: a schedule card or `schedopt optimize` run directory, sampled with "
+        "the solver, steps and grid end it records on held-out seeds",
+    )
     p.add_argument("--data-seed", type=seed, help="seed of a generated data set (default: model's)")
     p.add_argument(
         "--num-samples",
@@ -138,14 +207,14 @@ def register(subparsers) -> None:
 
 
 #: Options that apply to sampling a --model only.
-MODEL_ONLY = ("num_samples", "nfe", "sampler", "schedule")
+MODEL_ONLY = ("num_samples", "nfe", "sampler", "schedule", "card", "seeds")
 
 
 def run(args) -> int:
     from ..data import load_dataset
     from ..data.plotting import plot_samples
     from ..io.atomic import atomic_write_json
-    from ..metrics import evaluate_samples, format_table
+    from ..metrics import evaluate_samples, format_table, mean_interval
     from ..models.nnx_adapter import NNXDenoiser, load_network, read_network_metadata
 
     if args.samples is not None:
@@ -155,11 +224,14 @@ def run(args) -> int:
     for option in ("out", "png"):
         if getattr(args, option) is not None:
             check_output_file(f"--{option}", getattr(args, option))
-    meta, info, schedule, samples = {}, {}, None, None
+    meta, info, schedule, samples, solver = {}, {}, None, None, None
     if args.model:
         net_dir = network_dir("--model", args.model)
         meta = read_network_metadata(net_dir)
-        schedule = parse_schedule(args.schedule)
+        if args.card is not None:
+            schedule, solver = card_sampling(args)
+        else:
+            schedule = parse_schedule(args.schedule)
     else:
         samples = load_npy("--samples", args.samples)
         if samples.ndim < 2 or samples.shape[0] < 2 or not np.issubdtype(samples.dtype, np.number):
@@ -169,6 +241,16 @@ def run(args) -> int:
             )
         if np.iscomplexobj(samples) or not np.all(np.isfinite(samples)):
             raise ValueError(f"--samples {args.samples!r} must hold finite real numbers")
+    first = args.seed if args.seed is not None else (HELD_OUT_SEED if args.card else 0)
+    num_seeds = args.seeds or (CARD_SEEDS if args.card else 1)
+    seeds = list(range(first, first + num_seeds))
+    if args.card is not None and card_seed(args.card) in seeds:
+        raise ValueError(
+            f"--seed {first} with --seeds {num_seeds} includes the seed the card was fitted "
+            f"with ({card_seed(args.card)}): held-out evaluation needs other seeds"
+        )
+    if first + num_seeds - 1 > MAX_SEED:
+        raise ValueError(f"--seed {first} + --seeds {num_seeds} exceeds the largest seed")
     name = args.dataset or meta.get("dataset")
     if name is None:
         raise ValueError("--dataset is needed with --samples (or a model that records one)")
@@ -179,26 +261,44 @@ def run(args) -> int:
             f"--samples {args.samples!r} holds samples of shape {samples.shape[1:]}, but "
             f"--dataset {name} has shape {tuple(dataset.event_shape)}"
         )
-    key = jax.random.key(args.seed)
-    if args.model:
-        denoiser = NNXDenoiser.from_module(load_network(net_dir))
-        t0 = time.perf_counter()
-        samples, info = sample_denoiser(
-            denoiser,
-            dataset.event_shape,
-            args.num_samples,
-            key=key,
-            nfe=args.nfe,
-            sampler=args.sampler,
-            schedule=schedule,
-        )
-        info["sampling_seconds"] = round(time.perf_counter() - t0, 2)
-        if not np.all(np.isfinite(samples)):
-            raise ValueError(
-                f"sampling --model {args.model!r} with --sampler {args.sampler} at --nfe "
-                f"{args.nfe} gave non-finite samples; try --x64 or another --schedule"
+    per_seed, first_samples = [], samples
+    denoiser = NNXDenoiser.from_module(load_network(net_dir)) if args.model else None
+    t0 = time.perf_counter()
+    for seed in seeds:
+        key = jax.random.key(seed)
+        if args.model:
+            samples, info = sample_denoiser(
+                denoiser,
+                dataset.event_shape,
+                args.num_samples,
+                key=key,
+                nfe=args.nfe,
+                sampler=args.sampler,
+                schedule=schedule,
+                solver=solver,
             )
-    metrics = evaluate_samples(samples, dataset, key=jax.random.fold_in(key, 1))
+            if not np.all(np.isfinite(samples)):
+                raise ValueError(
+                    f"sampling --model {args.model!r} with {info['sampler']} at {info['nfe']} "
+                    f"NFE gave non-finite samples (seed {seed}); try --x64 or another schedule"
+                )
+            first_samples = samples if first_samples is None else first_samples
+        per_seed.append(evaluate_samples(samples, dataset, key=jax.random.fold_in(key, 1)))
+    if args.model:
+        info["sampling_seconds"] = round(time.perf_counter() - t0, 2)
+    samples = first_samples
+    metrics, intervals = per_seed[0], None
+    if len(per_seed) > 1:
+        metrics, intervals = {}, {}
+        for k, v in per_seed[0].items():
+            values = [m[k] for m in per_seed]
+            if not isinstance(v, float):
+                continue
+            if all(np.isfinite(values)):
+                intervals[k] = mean_interval(values)
+                metrics[k] = intervals[k]["mean"]
+            else:
+                metrics[k] = float("nan")
     bad = sorted(k for k, v in metrics.items() if isinstance(v, float) and not np.isfinite(v))
     if bad:  # reported, as null in the JSON (which has no NaN)
         warnings.warn(
@@ -208,7 +308,11 @@ def run(args) -> int:
             stacklevel=1,
         )
         metrics = {k: None if k in bad else v for k, v in metrics.items()}
-    result = {"dataset": name, **info, "metrics": metrics}
+    result = {"dataset": name, **info, "seeds": seeds, "metrics": metrics}
+    if intervals is not None:
+        result["intervals"] = intervals
+    if args.card is not None:
+        result["card"] = str(args.card)
     if args.png:
         title = f"{name}, {info['sampler']}, {info['nfe']} NFE" if info else name
         plot_samples(args.png, samples, reference=dataset.test, title=title)

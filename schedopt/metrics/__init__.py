@@ -22,6 +22,7 @@ from .distances import (
     sliced_wasserstein,
 )
 from .evaluate import evaluate_samples, format_table
+from .intervals import mean_interval, t_quantile_975
 from .mixtures import mixture_log_likelihood, mode_coverage, precision_recall
 from .ranking import average_ranks, spearman
 
@@ -38,6 +39,7 @@ __all__ = [
     "frechet_distance",
     "frechet_distance_gaussians",
     "gaussian_kl",
+    "mean_interval",
     "load_classifier",
     "mean_and_covariance",
     "median_bandwidth",
@@ -47,5 +49,6 @@ __all__ = [
     "precision_recall",
     "sliced_wasserstein",
     "spearman",
+    "t_quantile_975",
     "train_classifier",
 ]

@@ -58,6 +58,17 @@ def make_sampler(name: str, num_steps: int, **options) -> AbstractSampler:
     raise ValueError(f"`sampler` must be one of {', '.join(SAMPLERS)}; got sampler={name!r}")
 
 
+def registry_name(sampler: AbstractSampler) -> str:
+    """The :data:`SAMPLERS` name of a sampler instance (the inverse of :func:`make_sampler`).
+
+    >>> registry_name(make_sampler("dpmpp-3m", 4)), registry_name(make_sampler("ancestral", 4))
+    ('dpmpp-3m', 'ancestral')
+    """
+    from .ode import solver_name
+
+    return solver_name(sampler.solver) if isinstance(sampler, ODESampler) else sampler.name
+
+
 def sampler_for_nfe(name: str, nfe: int, **options) -> AbstractSampler:
     """The sampler ``name`` with the most steps whose NFE does not exceed ``nfe``.
 
@@ -107,6 +118,7 @@ __all__ = [
     "make_sampler",
     "ode_solver",
     "probability_flow",
+    "registry_name",
     "sampler_for_nfe",
     "solver_name",
     "solver_nfe",

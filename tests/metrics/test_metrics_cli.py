@@ -10,6 +10,8 @@ import pytest
 
 from schedopt.cli import main
 from schedopt.data import load_dataset
+from schedopt.io.card import make_card, save_card
+from schedopt.schedules import EDM
 
 
 @pytest.mark.slow
@@ -48,6 +50,27 @@ def test_evaluate_a_trained_model(tmp_path, capsys):
     assert result["dataset"] == "ring" and result["nfe"] == 5 and result["sampler"] == "euler"
     assert result["schedule"]["family"] == "cosine"
     assert result["metrics"]["num_samples"] == 64 and png.stat().st_size > 0
+
+    # a card: its solver, steps and grid end, on held-out seeds with t-intervals
+    card = tmp_path / "card.json"
+    save_card(card, make_card(EDM(rho=5.0), num_steps=3, final="min", solver="heun",
+                              settings={"seed": 10_001}))  # fmt: skip
+    with_card = ["evaluate", "--model", str(run), "--num-samples", "32", "--card", str(card)]
+    assert main(with_card) == 2
+    assert "includes the seed the card was fitted with (10001)" in capsys.readouterr().err
+    assert main([*with_card, "--seed", "20000", "--seeds", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sampler"] == "heun" and result["num_steps"] == 3 and result["nfe"] == 6
+    assert result["seeds"] == [20_000, 20_001, 20_002] and result["card"] == str(card)
+    sw2 = result["intervals"]["sw2"]
+    assert len(set(sw2["values"])) == 3 and sw2["ci95"] > 0
+    np.testing.assert_allclose(result["metrics"]["sw2"], np.mean(sw2["values"]))
+    # each seed's figure is that seed's own evaluation
+    assert main([*with_card, "--seed", "20001", "--seeds", "1"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(single["metrics"]["sw2"], sw2["values"][1], rtol=1e-6)
+    assert main([*with_card, "--nfe", "4"]) == 2
+    assert "--nfe cannot be given with --card" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ HELP = "sliced Wasserstein-2 between samples and data"
 OPTIONS = trajectory.DISCREPANCY_OPTIONS
 solver_names = trajectory.solver_names
 solver_fields = trajectory.solver_fields
+check_options = trajectory.check_options
 
 
 def add_arguments(group) -> None:

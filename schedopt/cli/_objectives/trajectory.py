@@ -5,12 +5,24 @@ objective (``trajectory``, ``mmd``, ``sliced-w2``, ``frechet``): the data set, w
 mixture gives the denoiser (no training error), the batch size, and the stochastic
 samplers' settings. ``--solver`` picks any sampler of :data:`schedopt.sampling.SAMPLERS`
 and ``--nfe`` its number of steps.
+
+``--torch-model PATH`` replaces the oracle with a PyTorch denoiser
+(:func:`schedopt.integrations.torch_models.load_torch_denoiser`: a diffusers
+``UNet2DModel`` directory, a pipeline directory or ``module:factory``); the discrepancy
+objectives then compare with ``--torch-data`` (the bundled digits, channels first, or a
+``.npy`` of shape ``(n, *event)`` in the model's layout). On the digits, the
+discrepancies see the samples clipped to [-1, 1], and the Fréchet objective the digits
+classifier's features (what the FD metric compares). ``--nfe`` counts denoiser calls; a
+guided model (from a factory) costs two model evaluations per call, and the card's
+fingerprint records ``model_evaluations``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+from ..._checks import check_positive_int
 from ...baselines import baseline_schedules
 from ...data import load_dataset
 from ...models import GaussianMixtureDenoiser
@@ -22,9 +34,11 @@ from . import ObjectiveSetup
 
 NAME = "trajectory"
 HELP = "distance of the N-step output to a many-step solve from the same noise (LD3)"
-OPTIONS = ("dataset", "batch_size", "reference_steps", "num_pairs", "init")
+#: ``--torch-model`` and its options (every sample-based objective reads them).
+TORCH_OPTIONS = ("torch_model", "torch_prediction", "torch_data")
+OPTIONS = ("dataset", "batch_size", "reference_steps", "num_pairs", "init", *TORCH_OPTIONS)
 #: The options the discrepancy objectives (mmd, sliced-w2, frechet) read.
-DISCREPANCY_OPTIONS = ("dataset", "batch_size", "num_data", "init")
+DISCREPANCY_OPTIONS = ("dataset", "batch_size", "num_data", "init", *TORCH_OPTIONS)
 
 #: ``--dataset`` values: Gaussian mixtures with an exact posterior mean.
 DATASETS = {"gmm-ring": "ring", "gmm-grid": "grid", "gmm-64": "gmm64", "gmm-gaussian": "gaussian"}
@@ -62,6 +76,36 @@ def add_arguments(group) -> None:
         help="teacher pairs computed once (trajectory; a quarter held out for validation)",
     )
 
+    group.add_argument(
+        "--torch-model",
+        default=None,
+        help="a PyTorch denoiser instead of the oracle: a diffusers UNet2DModel directory "
+        "(save_pretrained; its scheduler_config.json gives the noise table), a pipeline "
+        "directory, or module:factory",
+    )
+    group.add_argument(
+        "--torch-prediction",
+        default=None,
+        help="override the model's prediction type: eps, v, x0, flow (or diffusers' names)",
+    )
+    group.add_argument(
+        "--torch-data",
+        default="digits",
+        help="data for --torch-model: digits (bundled, channels first) or a .npy (n, *event)",
+    )
+
+
+def check_options(args) -> None:
+    """Refuse ``--torch-prediction`` / ``--torch-data`` without ``--torch-model``, and
+    ``--dataset`` with it."""
+    if args.torch_model is None:
+        extra = [f for f in ("torch_prediction", "torch_data") if f in args.given]
+        if extra:
+            flags = " and ".join("--" + f.replace("_", "-") for f in extra)
+            raise ValueError(f"{flags} applies with --torch-model only")
+    elif "dataset" in args.given:
+        raise ValueError("--dataset picks an oracle; with --torch-model give --torch-data")
+
 
 def solver_names() -> tuple[str, ...]:
     """The samplers (:data:`schedopt.sampling.SAMPLERS`)."""
@@ -81,6 +125,69 @@ def load_oracle(args):
     return denoiser, ds.train, {"dataset": args.dataset, "seed": args.seed, "num_data": num_data}
 
 
+def load_torch_target(args):
+    """``(denoiser, data, fingerprint, feature_map)`` for ``--torch-model``."""
+    import numpy as np
+
+    from ...integrations.torch_models import load_torch_denoiser
+
+    try:
+        loaded = load_torch_denoiser(args.torch_model, prediction=args.torch_prediction)
+    except ValueError as e:
+        raise ValueError(f"--torch-model: {e}") from None
+    denoiser = loaded.denoiser
+    num_data = check_positive_int("num_data", args.num_data)
+    feature_map = None
+    if args.torch_data == "digits":
+        from ...data.digits import load_digits
+
+        data = np.transpose(load_digits("train")[0], (0, 3, 1, 2))[:num_data]
+        feature_map = _digits_metric_space
+    else:
+        path = Path(args.torch_data)
+        if path.suffix != ".npy" or not path.is_file():
+            raise ValueError(
+                f"--torch-data must be 'digits' or a .npy file, got {args.torch_data!r}"
+            )
+        data = np.load(path)[:num_data]
+        if data.ndim < 2 or not np.issubdtype(data.dtype, np.floating):
+            raise ValueError(
+                f"--torch-data {args.torch_data!r} must hold floats of shape (n, *event), got "
+                f"shape {data.shape} and dtype {data.dtype}"
+            )
+    if loaded.event_shape is not None and tuple(data.shape[1:]) != loaded.event_shape:
+        raise ValueError(
+            f"--torch-data {args.torch_data!r} has samples of shape {tuple(data.shape[1:])}, but "
+            f"the model takes {loaded.event_shape}"
+        )
+    if denoiser.noise_range is not None:
+        lo, hi = denoiser.noise_range
+        if not lo * (1 - 1e-6) <= args.sigma_min < args.sigma_max <= hi * (1 + 1e-6):
+            raise ValueError(
+                f"--sigma-min {args.sigma_min:g} / --sigma-max {args.sigma_max:g} must lie in the "
+                f"model's noise range [{lo:.6g}, {hi:.6g}] (its timestep table); e.g. "
+                f"--sigma-min {lo:.6g} --sigma-max {hi:.6g}"
+            )
+    fingerprint = dict(loaded.description, data=args.torch_data, num_data=int(data.shape[0]))
+    return denoiser, data, fingerprint, feature_map
+
+
+def _digits_metric_space(x):
+    """Channels-first digits as the FD metric sees them: clipped to [-1, 1]."""
+    import jax.numpy as jnp
+
+    return jnp.clip(x, -1.0, 1.0)
+
+
+def _digits_features(x):
+    """The digits classifier's features of clipped channels-first samples."""
+    import jax.numpy as jnp
+
+    from ...metrics.classifier import digits_features
+
+    return digits_features(jnp.transpose(jnp.clip(x, -1.0, 1.0), (0, 2, 3, 1)))
+
+
 def build_sampler(args):
     """``--solver`` with ``--nfe`` steps and the solver options it has."""
     fields = solver_fields(args.solver)
@@ -90,15 +197,25 @@ def build_sampler(args):
 
 def sample_objective_setup(args, name: str) -> ObjectiveSetup:
     """The set-up of any sample-based objective ``name`` from the parsed arguments."""
-    denoiser, data, fingerprint = load_oracle(args)
+    feature_map, event_shape = None, None
+    if getattr(args, "torch_model", None):
+        denoiser, data, fingerprint, feature_map = load_torch_target(args)
+        event_shape = tuple(data.shape[1:])
+        if feature_map is not None and name == "frechet":
+            feature_map = _digits_features
+    else:
+        denoiser, data, fingerprint = load_oracle(args)
     sampler = build_sampler(args)
     init = args.init
+    if event_shape is not None and init == "exact":  # a network has no clean samples to start from
+        init = "ve" if denoiser.time_input in ("sigma", "edm") else "vp"
     if name == "trajectory":
         objective = TrajectoryMatching(
             denoiser,
             sampler,
             num_pairs=args.num_pairs,
             batch_size=args.batch_size,
+            event_shape=event_shape,
             init="vp" if init == "vp" else "ve",  # teacher pairs start from VE or VP noise
             seed=args.seed,
             reference_steps=args.reference_steps,
@@ -112,7 +229,12 @@ def sample_objective_setup(args, name: str) -> ObjectiveSetup:
             batch_size=args.batch_size or 256,
             init=init,
             data_batch_size=min(args.batch_size or 256, data.shape[0]),
+            feature_map=feature_map,
         )
+    if getattr(args, "torch_model", None):
+        from ...integrations.torch import model_evaluations
+
+        fingerprint["model_evaluations"] = model_evaluations(sampler, denoiser)
     references = baseline_schedules(None, args.sigma_min, args.sigma_max)
     return ObjectiveSetup(objective, fingerprint, references)
 
