@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..io.export import FORMATS, MODELS, default_output, export, load_source, resolve_model
 from ..schedules.processes import PROCESSES
-from ._common import parse_floats
+from ._common import MAX_STEPS, int_range, parse_floats
 
 #: Printed values: the first and last few of a long list.
 _SHOWN = 8
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
         "--nfe",
         "--num-steps",
         dest="num_steps",
-        type=int,
+        type=int_range(1, MAX_STEPS),
         default=None,
         help="number of sampling steps N (the sigma list has N + 1 entries, ending in 0); "
         "default: the NFE the card was made for",

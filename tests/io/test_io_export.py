@@ -250,6 +250,9 @@ def test_cli_export_from_a_run_directory(tmp_path, capsys):
     assert "lie above the model's range [0.0291672, 14.6146]" in err and "zero-length" in err
     assert main(["export", str(tmp_path), "--format", "k-diffusion"]) == 0
     assert (tmp_path / "exports" / "k-diffusion-nfe10.json").is_file()
+    # sizes are bounded: 4,000,000 steps once wrote 1747 zero-length ones
+    assert main(["export", str(tmp_path), "--format", "k-diffusion", "--nfe", "4000000"]) == 2
+    assert "--nfe/--num-steps: must be an integer from 1 to 10000" in capsys.readouterr().err
 
 
 def test_cli_process_reexpresses_a_card_and_endpoints_need_a_model(tmp_path, capsys):
