@@ -422,6 +422,7 @@ def run(args) -> int:
                 checkpoint_dir=checkpoint_dir if args.resume else None,
                 checkpoint_every=args.checkpoint_every,
                 settings=settings if args.resume else None,
+                **early_stopping(args, objective),
             )
         except OptimizationError as e:
             raise OptimizationError(
@@ -437,6 +438,12 @@ def run(args) -> int:
                     if args.resume
                     else ""
                 )
+            )
+        if result.best_step is not None:
+            print(
+                f"early stopping: kept step {result.best_step} of {result.num_iterations} "
+                "(lowest loss on the held-out pairs)",
+                file=sys.stderr,
             )
         rows = [["learned", f"schedopt ({args.family})", result.final_loss]]
         comparison = {"learned": result.final_loss}
@@ -459,6 +466,8 @@ def run(args) -> int:
                 shaping_options(args),
                 command="optimize",
                 iterations=args.iterations,
+                iterations_run=result.num_iterations,
+                best_step=result.best_step,
                 resume=args.resume,
                 comparison={k: v for k, v in comparison.items() if _finite(v)},
                 **(learned_range(result.schedule) if args.learn_range else {}),
@@ -480,6 +489,14 @@ def run(args) -> int:
     print(f"\nwrote {out / 'schedule.json'}, {out / 'schedule.png'}, {out / 'log.jsonl'}")
     print(f"({result.num_iterations} iterations in {result.seconds:.1f} s)")
     return 0
+
+
+def early_stopping(args, objective) -> dict:
+    """``validation``/``patience`` for :func:`~schedopt.optimize.optimize` with
+    ``--patience`` (the objective's held-out loss), else nothing."""
+    if getattr(args, "patience", None) is None:
+        return {}
+    return {"validation": objective.validation_loss, "patience": args.patience}
 
 
 def learned_range(schedule: RangedSchedule) -> dict:

@@ -6,6 +6,11 @@ else (static endpoints, integers) is held fixed. Steps run ``chunk_size`` at a t
 inside one jitted ``lax.scan``; between chunks the progress bar and the JSONL log are
 updated. The key of step ``i`` is ``fold_in(key, i)``, so a run is deterministic given
 its seed and can be resumed from ``(params, opt_state, step)`` alone.
+
+Early stopping: with ``validation`` (a function of the schedule, e.g. a trajectory
+objective's ``validation_loss`` on its held-out teacher pairs), the schedule is validated
+after every chunk; the best validated iterate is returned, and with ``patience`` the run
+stops after that many validations without improvement.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,6 +53,10 @@ class OptimizeResult(NamedTuple):
     num_iterations: int
     seconds: float
     """Wall time of the whole loop, compilation included."""
+    validation: tuple[tuple[int, float], ...] = ()
+    """``(step, validation loss)`` after every chunk, with ``validation`` (step 0: the start)."""
+    best_step: int | None = None
+    """With ``validation``: the step of the returned (best validated) iterate."""
 
 
 @functools.cache
@@ -102,6 +112,8 @@ def optimize(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 100,
     settings: dict | None = None,
+    validation: Callable[[AbstractSchedule], jax.Array] | None = None,
+    patience: int | None = None,
 ) -> OptimizeResult:
     """Minimise ``objective(schedule, key)`` over the schedule's floating-point parameters.
 
@@ -117,6 +129,13 @@ def optimize(
     ``settings`` (JSON: whatever shapes the result, e.g. the command line) are stored in
     every checkpoint, and resuming from one with other settings raises ``ValueError``
     naming each difference. The directory is locked while the run writes to it.
+
+    With ``validation``, ``validation(schedule)`` is evaluated at the start and after every
+    chunk of ``chunk_size`` steps; the returned schedule is the iterate with the lowest
+    validation value (``best_step``), and with ``patience`` the loop stops after
+    ``patience`` validations in a row without a lower value (``num_iterations`` is then
+    the number of steps run). Not combined with ``checkpoint_dir`` (the best iterate is
+    not checkpointed).
 
     >>> from schedopt.schedules import Tangent
     >>> from schedopt.gaussian import Spectrum
@@ -141,6 +160,14 @@ def optimize(
     if optimizer is None:
         optimizer = _adam(check_positive_float("learning_rate", learning_rate))
     key = jax.random.key(seed) if key is None else key
+    if validation is not None and not callable(validation):
+        raise ValueError(f"`validation` must be callable or None, got {validation!r}")
+    if patience is not None:
+        patience = check_positive_int("patience", patience)
+        if validation is None:
+            raise ValueError("`patience` needs `validation` (early stopping validates)")
+    if validation is not None and checkpoint_dir is not None:
+        raise ValueError("`validation` cannot be combined with `checkpoint_dir` yet")
 
     params, static = eqx.partition(schedule, eqx.is_inexact_array)
     if not jax.tree_util.tree_leaves(params):
@@ -171,6 +198,22 @@ def optimize(
             ckpt.close()
         raise
     started = time.perf_counter()
+    validate = None if validation is None else eqx.filter_jit(validation)
+    history, best, stale = [], None, 0
+
+    def check(at: int) -> bool:
+        """Validate the current iterate; True when the run should stop."""
+        nonlocal best, stale
+        value = float(validate(eqx.combine(params, static)))
+        history.append((at, value))
+        if best is None or value < best[1]:
+            best, stale = (at, value, params), 0
+        else:
+            stale += 1
+        return patience is not None and stale >= patience
+
+    if validate is not None:
+        check(step)
     try:
         with tqdm(
             total=total, initial=step, disable=not progress, desc="optimize", unit="step"
@@ -210,6 +253,10 @@ def optimize(
                     )
                 bar.update(length)
                 bar.set_postfix(loss=f"{chunk_losses[-1]:.4g}")
+                if validate is not None and check(step):
+                    break
+        if best is not None:
+            params = best[2]
         final = float(_evaluate(params, static, objective, jax.random.fold_in(key, total)))
     finally:
         if log is not None:
@@ -220,8 +267,10 @@ def optimize(
         raise OptimizationError(f"the optimised schedule has a non-finite loss ({final!r})")
     return OptimizeResult(
         schedule=eqx.combine(params, static),
-        losses=losses,
+        losses=losses[:step],
         final_loss=final,
-        num_iterations=total,
+        num_iterations=step,
         seconds=time.perf_counter() - started,
+        validation=tuple(history),
+        best_step=None if best is None else best[0],
     )

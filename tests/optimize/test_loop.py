@@ -85,3 +85,42 @@ def test_repeated_calls_reuse_the_compiled_loop():
     optimize(start, Counted(), num_iterations=5, learning_rate=0.0321, progress=False)
     assert len(traces) > first  # another learning rate is another optimizer
     assert np.isfinite(again.final_loss)
+
+
+def test_early_stopping_returns_the_best_validated_iterate():
+    start = MonotoneCubic.from_schedule(EDM(), 8)
+    # validation that prefers the start: every later iterate is worse, so the run stops
+    # after `patience` chunks and returns the start itself
+    far = lambda s: jnp.sum((s.logits - start.logits) ** 2)  # noqa: E731
+    stopped = optimize(
+        start, OBJECTIVE, num_iterations=400, chunk_size=20, validation=far, patience=3,
+        progress=False,
+    )  # fmt: skip
+    assert stopped.num_iterations == 60 and len(stopped.losses) == 60
+    assert stopped.best_step == 0 and [v[0] for v in stopped.validation] == [0, 20, 40, 60]
+    np.testing.assert_array_equal(stopped.schedule.logits, start.logits)
+    # validation equal to the objective: improves every chunk, runs to the end, and the
+    # best iterate is the last one (the same schedule as a run without validation)
+    plain = optimize(start, OBJECTIVE, num_iterations=100, chunk_size=20, progress=False)
+    tracked = optimize(
+        start, OBJECTIVE, num_iterations=100, chunk_size=20, progress=False,
+        validation=lambda s: OBJECTIVE(s, None), patience=2,
+    )  # fmt: skip
+    assert tracked.num_iterations == 100 and tracked.best_step == 100
+    np.testing.assert_array_equal(tracked.schedule.logits, plain.schedule.logits)
+    values = [v for _, v in tracked.validation]
+    assert values == sorted(values, reverse=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(patience=2), "`patience` needs `validation`"),
+        (dict(validation=3), "`validation` must be callable"),
+        (dict(validation=lambda s: 0.0, patience=0), "patience=0"),
+        (dict(validation=lambda s: 0.0, checkpoint_dir="x"), "cannot be combined"),
+    ],
+)
+def test_bad_validation_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        optimize(MonotoneCubic.uniform(4), OBJECTIVE, progress=False, **kwargs)

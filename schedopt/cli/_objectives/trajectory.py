@@ -36,7 +36,9 @@ NAME = "trajectory"
 HELP = "distance of the N-step output to a many-step solve from the same noise (LD3)"
 #: ``--torch-model`` and its options (every sample-based objective reads them).
 TORCH_OPTIONS = ("torch_model", "torch_prediction", "torch_data")
-OPTIONS = ("dataset", "batch_size", "reference_steps", "num_pairs", "init", *TORCH_OPTIONS)
+OPTIONS = (
+    "dataset", "batch_size", "reference_steps", "num_pairs", "patience", "init", *TORCH_OPTIONS
+)  # fmt: skip
 #: The options the discrepancy objectives (mmd, sliced-w2, frechet) read.
 DISCREPANCY_OPTIONS = ("dataset", "batch_size", "num_data", "init", *TORCH_OPTIONS)
 
@@ -77,6 +79,13 @@ def add_arguments(group) -> None:
     )
 
     group.add_argument(
+        "--patience",
+        type=int_range(1, 10_000),
+        default=None,
+        help="trajectory: stop after this many chunks of 50 steps without a lower loss on "
+        "the held-out pairs, keeping the best (default: no early stopping)",
+    )
+    group.add_argument(
         "--torch-model",
         default=None,
         help="a PyTorch denoiser instead of the oracle: a diffusers UNet2DModel directory "
@@ -96,8 +105,10 @@ def add_arguments(group) -> None:
 
 
 def check_options(args) -> None:
-    """Refuse ``--torch-prediction`` / ``--torch-data`` without ``--torch-model``, and
-    ``--dataset`` with it."""
+    """Refuse ``--patience`` with ``--resume``, ``--torch-prediction`` / ``--torch-data``
+    without ``--torch-model``, and ``--dataset`` with it."""
+    if getattr(args, "patience", None) is not None and getattr(args, "resume", False):
+        raise ValueError("--patience cannot be combined with --resume yet")
     if args.torch_model is None:
         extra = [f for f in ("torch_prediction", "torch_data") if f in args.given]
         if extra:
