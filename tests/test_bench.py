@@ -49,10 +49,16 @@ def test_bench_bad_arguments_name_the_flag(capsys, argv, match):
         _run(capsys, argv)
 
 
+#: Sections with a test of their own below (they are the slow ones).
+OWN_TESTS = ("few_step_gradients", "digits_time_to_schedule", "torch_bridge", "sharding")
+
+
 @pytest.mark.slow
 def test_bench_quick_all_sections(capsys):
-    record = _run(capsys, ["--quick", "--sizes", "100", "--steps", "4", "--iterations", "4"])
-    assert set(bench.SECTIONS) <= set(record)
+    rest = [s for s in bench.SECTIONS if s not in OWN_TESTS]
+    argv = ["--quick", "--sizes", "100", "--steps", "4", "--iterations", "4"]
+    record = _run(capsys, [*argv, "--sections", ",".join([*rest, "sharding"])])
+    assert set(rest) <= set(record)
     timings = record["time_to_schedule"]
     assert timings["gaussian-kl"]["median_s"] > 0
     objectives = ("trajectory-matching", "mmd", "sliced-w2", "frechet")
@@ -120,3 +126,13 @@ def test_bench_digits_time_to_schedule(capsys):
     assert section["teacher_pairs"]["num_pairs"] == 16
     for name in ("trajectory", "sliced-w2"):
         assert section[name]["median_s"] > 0
+
+
+@pytest.mark.slow
+def test_bench_torch_bridge_against_torch_alone(capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    record = _run(capsys, ["--quick", "--sections", "torch_bridge", "--repeats", "1"])
+    bridge = record["torch_bridge"]
+    assert bridge["agree"] and bridge["ratio"] > 0
+    assert bridge["schedopt_median_s"] > 0 and bridge["torch_median_s"] > 0
