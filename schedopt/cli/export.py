@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..io.export import FORMATS, MODELS, default_output, export, load_source, resolve_model
+from ..io.export import (
+    FORMATS,
+    MODELS,
+    default_endpoints,
+    default_output,
+    export,
+    load_source,
+    resolve_model,
+)
 from ..schedules.processes import PROCESSES
 from ._common import MAX_STEPS, int_range, parse_floats
 
@@ -55,7 +63,8 @@ def register(subparsers) -> None:
         choices=("rescale", "clip"),
         help="with --model/--model-range: rescale log sigma onto the model's range (keeps "
         "the schedule's shape and every step; default), or clip the noise levels to it "
-        "(refused when that would give zero-length steps)",
+        "(refused when that would give zero-length steps; the default for a card whose "
+        "range was learned, which keeps its levels)",
     )
     p.add_argument(
         "--process",
@@ -85,8 +94,6 @@ def _show(values) -> str:
 
 
 def run(args) -> int:
-    if args.num_steps is not None and args.num_steps < 1:
-        raise ValueError(f"--nfe must be >= 1, got --nfe {args.num_steps}")
     model = _model(args)
     if args.endpoints is not None and model is None:
         raise ValueError(
@@ -94,6 +101,8 @@ def run(args) -> int:
             "the card's own noise levels are exported and nothing is rescaled or clipped"
         )
     card = load_source(args.run_dir, process=args.process)
+    if model is not None and args.endpoints is None:
+        args.endpoints = default_endpoints(card)
     num_steps = args.num_steps if args.num_steps is not None else card["grid"]["num_steps"]
     output = (
         Path(args.output)

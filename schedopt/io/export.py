@@ -27,8 +27,10 @@ noise range (an EDM-style VE model). For a model the levels are fitted into its 
 :func:`~schedopt.io.convert.fit_noise_levels`: ``endpoints="rescale"`` (default) maps
 ``log s`` affinely from the card's range onto the model's; ``endpoints="clip"`` keeps the
 levels and clips them, refusing (with the levels and the range in the message) when that
-would give zero-length steps. Every export is checked to have strictly decreasing levels:
-a step count at which the schedule's float32 levels repeat is refused too.
+would give zero-length steps. A card whose range was learned (a ``RangedSchedule``)
+defaults to ``"clip"``: rescaling would undo what the fit chose. Every export is checked
+to have strictly decreasing levels: a step count at which the schedule's float32 levels
+repeat is refused too.
 
 >>> from schedopt.schedules import EDM
 >>> from schedopt.io.card import make_card
@@ -138,6 +140,19 @@ def _regridded(card: dict, num_steps: int | None) -> dict:
     return card
 
 
+def default_endpoints(card: dict) -> str:
+    """``"clip"`` for a card whose range was learned (a ``ranged`` schedule: its levels are
+    the point and are kept, refused if outside the model's range), else ``"rescale"``.
+
+    >>> from schedopt.schedules import EDM, RangedSchedule
+    >>> default_endpoints(make_card(EDM(), num_steps=4))
+    'rescale'
+    >>> default_endpoints(make_card(RangedSchedule.from_schedule(EDM()), num_steps=4))
+    'clip'
+    """
+    return "clip" if card.get("schedule", {}).get("family") == "ranged" else "rescale"
+
+
 def model_grid(
     card: dict, num_steps: int | None = None, *, model=None, endpoints: str | None = None
 ) -> dict:
@@ -147,8 +162,9 @@ def model_grid(
     range, ending in 0), ``process`` (``"vp"`` for a discrete model, else the card's),
     ``model``, ``endpoints``, ``model_range`` and, for a discrete model, ``timesteps``,
     ``fractional_timesteps`` and ``timestep_noise_levels`` (the table at the integers, then
-    0). ``endpoints`` is only meaningful with a model (default ``"rescale"``); passing it
-    without one is an error rather than silently ignored.
+    0). ``endpoints`` is only meaningful with a model (default: :func:`default_endpoints`,
+    ``"rescale"`` unless the card's range was learned); passing it without one is an error
+    rather than silently ignored.
 
     >>> from schedopt.schedules import EDM
     >>> out = model_grid(make_card(EDM(), num_steps=4), model=(0.01, 10.0))
@@ -169,7 +185,7 @@ def model_grid(
     out.update(endpoints=None, model_range=None)
     if name is None:
         return out
-    endpoints = endpoints or "rescale"
+    endpoints = endpoints or default_endpoints(card)
     ends = card["endpoints"]
     # the grid's own ends (the card's endpoints in float32); one level has only its top
     source = (levels[-2], levels[0]) if len(levels) > 2 else (ends["sigma_min"], levels[0])
@@ -468,6 +484,7 @@ __all__ = [
     "export",
     "kdiffusion_sigmas",
     "load_source",
+    "default_endpoints",
     "model_grid",
     "numpy_arrays",
     "read_sigmas",

@@ -279,7 +279,7 @@ def test_cli_export_errors_are_clean(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     save_card(tmp_path / "schedule.json", make_card(EDM(), num_steps=3))
     assert main(["export", str(tmp_path), "--format", "numpy", "--nfe", "0"]) == 2
-    assert "--nfe must be >= 1" in capsys.readouterr().err
+    assert "argument --nfe/--num-steps: must be an integer from 1 to 10000, got '0'" in capsys.readouterr().err
     narrow = tmp_path / "narrow.json"
     save_card(narrow, make_card(LogSNRLinear(sigma_min=1.0, sigma_max=1.0001), num_steps=2))
     assert main(["export", str(narrow), "--format", "k-diffusion", "--nfe", "5000"]) == 2
@@ -299,3 +299,18 @@ def test_cli_prints_long_lists_shortened(tmp_path, capsys):
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_a_learned_range_is_kept_by_default(tmp_path, capsys):
+    from schedopt.schedules import RangedSchedule, grid
+
+    ranged = RangedSchedule.from_schedule(EDM(), (0.002, 160.0), (0.05, 10.0))
+    save_card(tmp_path / "schedule.json", make_card(ranged, num_steps=4))
+    assert (
+        main(["export", str(tmp_path), "--format", "k-diffusion", "--model-range", "0.01,80"]) == 0
+    )
+    assert "clipped the card's levels" in capsys.readouterr().out
+    sigmas = json.loads(
+        (tmp_path / "exports" / "k-diffusion-nfe4-range0.01-80.0-clip.json").read_text()
+    )
+    np.testing.assert_allclose(sigmas, np.asarray(grid(ranged, 4, "zero")), rtol=1e-6)

@@ -8,7 +8,8 @@ and ``--nfe`` its number of steps.
 
 ``--torch-model PATH`` replaces the oracle with a PyTorch denoiser
 (:func:`schedopt.integrations.torch_models.load_torch_denoiser`: a diffusers
-``UNet2DModel`` directory, a pipeline directory or ``module:factory``); the discrepancy
+``UNet2DModel`` directory, a pipeline directory or ``module:factory``), and
+``--sigma-min``/``--sigma-max`` default to the model's table range; the discrepancy
 objectives then compare with ``--torch-data`` (the bundled digits, channels first, or a
 ``.npy`` of shape ``(n, *event)`` in the model's layout). On the digits, the
 discrepancies see the samples clipped to [-1, 1], and the Fréchet objective the digits
@@ -172,8 +173,12 @@ def load_torch_target(args):
             f"the model takes {loaded.event_shape}"
         )
     if denoiser.noise_range is not None:
-        lo, hi = denoiser.noise_range
-        if not lo * (1 - 1e-6) <= args.sigma_min < args.sigma_max <= hi * (1 + 1e-6):
+        lo, hi = (float(v) for v in denoiser.noise_range)
+        # the model's own range unless given (recorded in the card like any given value)
+        given = getattr(args, "given", ())
+        args.sigma_min = args.sigma_min if "sigma_min" in given else lo
+        args.sigma_max = args.sigma_max if "sigma_max" in given else hi
+        if not lo * (1 - 1e-5) <= args.sigma_min < args.sigma_max <= hi * (1 + 1e-5):
             raise ValueError(
                 f"--sigma-min {args.sigma_min:g} / --sigma-max {args.sigma_max:g} must lie in the "
                 f"model's noise range [{lo:.6g}, {hi:.6g}] (its timestep table); e.g. "
