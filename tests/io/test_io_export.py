@@ -279,7 +279,7 @@ def test_cli_export_errors_are_clean(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     save_card(tmp_path / "schedule.json", make_card(EDM(), num_steps=3))
     assert main(["export", str(tmp_path), "--format", "numpy", "--nfe", "0"]) == 2
-    assert "--nfe/--num-steps: must be an integer from 1 to 10000, got '0'" in capsys.readouterr().err
+    assert "--num-steps: must be an integer from 1 to 10000, got '0'" in capsys.readouterr().err
     narrow = tmp_path / "narrow.json"
     save_card(narrow, make_card(LogSNRLinear(sigma_min=1.0, sigma_max=1.0001), num_steps=2))
     assert main(["export", str(narrow), "--format", "k-diffusion", "--nfe", "5000"]) == 2
