@@ -202,7 +202,8 @@ def test_cli_torch_model_errors_name_the_option(tmp_path, capsys):
     np.save(bad, np.zeros((4, 3, 8, 8), np.float32))
     cases = [
         (["--torch-model", str(tmp_path / "nope")], "--torch-model"),
-        (["--torch-model", str(model)], "--sigma-min 0.002 / --sigma-max 80 must lie in"),
+        # the model's own range is the default; a range beyond it is refused
+        (["--torch-model", str(model), "--sigma-min", "0.002"], "--sigma-min 0.002 / --sigma-max"),
         (
             ["--torch-model", str(model), "--sigma-min", "0.02", "--torch-data", str(bad)],
             "has samples of shape (3, 8, 8), but the model takes (1, 8, 8)",
