@@ -1,5 +1,5 @@
 """The doctests of the command-line helpers and of the modules they rely on for checks,
-locks, cards, checkpoints and monotone schedules."""
+locks, cards, checkpoints, exports, intervals, samplers and monotone schedules."""
 
 import doctest
 import importlib
@@ -16,6 +16,10 @@ MODULES = [
     "schedopt.optimize.loop",
     "schedopt.schedules.learnable",
     "schedopt.gaussian.spectrum",
+    "schedopt.io.export",
+    "schedopt.metrics.intervals",
+    "schedopt.sampling",
+    "schedopt.schedules.ranged",
 ]
 
 
