@@ -106,8 +106,9 @@ def sample_denoiser(
 
 
 def card_sampling(args):
-    """``(schedule, sampler)`` from ``--card``: its schedule, and its solver at the number
-    of steps and grid end it was fitted for (``--sampler`` only when it records none)."""
+    """``(card, schedule, sampler)`` from ``--card``: the card, its schedule, and its solver
+    at the number of steps and grid end it was fitted for (``--sampler`` only when it
+    records none)."""
     from ..io import card_schedule, load_source
     from ..sampling import make_sampler
 
@@ -130,14 +131,12 @@ def card_sampling(args):
         sampler = make_sampler(name, at["num_steps"], final=at["final"], **options)
     except (TypeError, ValueError) as e:
         raise ValueError(f"--card {args.card!r} records solver {recorded!r}: {e}") from None
-    return card_schedule(card), sampler
+    return card, card_schedule(card), sampler
 
 
-def card_seed(path) -> int | None:
+def card_seed(card: dict) -> int | None:
     """The seed a card was fitted with (``settings.seed``), or None."""
-    from ..io import load_source
-
-    settings = load_source(path).get("settings") or {}
+    settings = card.get("settings") or {}
     seed = settings.get("seed")
     return seed if isinstance(seed, int) else None
 
@@ -224,12 +223,12 @@ def run(args) -> int:
     for option in ("out", "png"):
         if getattr(args, option) is not None:
             check_output_file(f"--{option}", getattr(args, option))
-    meta, info, schedule, samples, solver = {}, {}, None, None, None
+    meta, info, schedule, samples, solver, card = {}, {}, None, None, None, None
     if args.model:
         net_dir = network_dir("--model", args.model)
         meta = read_network_metadata(net_dir)
         if args.card is not None:
-            schedule, solver = card_sampling(args)
+            card, schedule, solver = card_sampling(args)
         else:
             schedule = parse_schedule(args.schedule)
     else:
@@ -244,10 +243,11 @@ def run(args) -> int:
     first = args.seed if args.seed is not None else (HELD_OUT_SEED if args.card else 0)
     num_seeds = args.seeds or (CARD_SEEDS if args.card else 1)
     seeds = list(range(first, first + num_seeds))
-    if args.card is not None and card_seed(args.card) in seeds:
+    fit_seed = None if card is None else card_seed(card)
+    if fit_seed is not None and fit_seed in seeds:
         raise ValueError(
             f"--seed {first} with --seeds {num_seeds} includes the seed the card was fitted "
-            f"with ({card_seed(args.card)}): held-out evaluation needs other seeds"
+            f"with ({fit_seed}): held-out evaluation needs other seeds"
         )
     if first + num_seeds - 1 > MAX_SEED:
         raise ValueError(f"--seed {first} + --seeds {num_seeds} exceeds the largest seed")
