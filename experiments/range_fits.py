@@ -54,6 +54,7 @@ from nfe_sweep import (
 
 from schedopt.baselines import baseline_schedules
 from schedopt.io import atomic_write_bytes, atomic_write_json
+from schedopt.metrics import mean_interval
 from schedopt.objectives import SlicedWasserstein, TrajectoryMatching, discrepancy_objective
 from schedopt.optimize import OptimizationError, optimize
 from schedopt.sampling import SAMPLERS, make_sampler
@@ -68,7 +69,6 @@ S_HI = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
 SEARCH_SAMPLES = 1000  # per candidate range of the grid search (one search seed)
 HELD_OUT_SEED = 10_000  # evaluation: HELD_OUT_SEED + i; range search: SEARCH_SEED + i
 SEARCH_SEED = 20_000
-T_95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
 
 
 def objectives_for(target) -> tuple[str, ...]:
@@ -181,9 +181,8 @@ def best_edm_range(score):
 
 
 def interval(values) -> dict:
-    values = np.asarray(values, float)
-    half = T_95.get(len(values) - 1, 1.96) * values.std(ddof=1) / np.sqrt(len(values))
-    return {"mean": float(values.mean()), "ci95": float(half), "seeds": values.tolist()}
+    r = mean_interval(values)
+    return {"mean": r["mean"], "ci95": r["ci95"], "seeds": r["values"]}
 
 
 def run_cell(target, solver, nfe, args, fixed) -> list[dict]:
