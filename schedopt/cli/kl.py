@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from .._compile import fast_jit
 from ..gaussian import DIRECTIONS, INITS, SOLVERS, gaussian_kl, sigma_grid
 from ._common import SPECTRUM_HELP, parse_floats, parse_spectrum
 
@@ -33,7 +34,7 @@ def run(args) -> int:
         raise ValueError("give --eigenvalues or --spectrum")
     spectrum = parse_spectrum(args.spectrum, args.eigenvalues)
     grid = sigma_grid(parse_floats("sigmas", args.sigmas))
-    kl = float(gaussian_kl(spectrum, grid, args.solver, args.init, args.direction))
+    kl = float(fast_jit(gaussian_kl)(spectrum, grid, args.solver, args.init, args.direction))
     record = {
         "kl": kl,
         "num_steps": grid.num_steps,

@@ -64,9 +64,7 @@ def log_of_pair(u: Array, w: Array) -> Array:
     -1.0
     """
     small = jnp.abs(u) < 0.5
-    return jnp.where(
-        small, jnp.log1p(-jnp.where(small, u, 0.0)), jnp.log(jnp.where(small, 1.0, w))
-    )
+    return jnp.where(small, jnp.log1p(-jnp.where(small, u, 0.0)), jnp.log(jnp.where(small, 1.0, w)))
 
 
 def scan_steps(body, carry, xs):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import abc
 from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 

@@ -54,15 +54,25 @@ class StepGrid(NamedTuple):
         return int(self.sigmas.shape[0]) - 1
 
 
-def step_grid(schedule: AbstractSchedule, num_steps: int, final: str = "zero") -> StepGrid:
-    """The ``num_steps``-step grid of ``schedule`` with times and derivatives.
+def step_grid(
+    schedule: AbstractSchedule, num_steps: int, final: str = "zero", *, derivative: bool = True
+) -> StepGrid:
+    """The ``num_steps``-step grid of ``schedule`` with times and derivatives
+    (``derivative=False``: without ``dlogsnr_dt``, which only solvers that step in the
+    schedule's time need, see ``AbstractGaussianSolver.steps_in_time``; it saves tracing a
+    forward-mode pass).
 
     >>> from schedopt.schedules import EDM
     >>> step_grid(EDM(), 4).sigmas.shape
     (5,)
+    >>> step_grid(EDM(), 4, derivative=False).dlogsnr_dt is None
+    True
     """
     t = grid_times(num_steps, final)
-    lam, dlam = schedule.logsnr_and_derivative(t)
+    if derivative:
+        lam, dlam = schedule.logsnr_and_derivative(t)
+    else:
+        lam, dlam = schedule.logsnr(t), None
     sigmas = jnp.exp(-0.5 * lam)
     if final == "zero":
         sigmas = jnp.concatenate([sigmas, jnp.zeros((1,), sigmas.dtype)])
@@ -120,6 +130,8 @@ class AbstractGaussianSolver(eqx.Module):
     multistep: ClassVar[bool] = False
     #: whether ``b`` (the mean drift) can be nonzero; else it is known to be 0
     drifts_mean: ClassVar[bool] = False
+    #: whether the steps need the grid's schedule times and ``dlogsnr_dt``
+    steps_in_time: ClassVar[bool] = False
 
     def step_inputs(self, grid: StepGrid) -> tuple[Array, ...]:
         """The per-step scalars :meth:`step_map` takes, each ``(num_steps,)``: ``(s, s')``."""
@@ -280,6 +292,7 @@ class EulerMaruyama(AbstractGaussianSolver):
     name: ClassVar[str] = "euler-maruyama"
     stochastic: ClassVar[bool] = True
     drifts_mean: ClassVar[bool] = True
+    steps_in_time: ClassVar[bool] = True
     process: str = "vp"
     kappa: float = 1.0
 

@@ -1,32 +1,40 @@
-"""Objectives: scalar losses of a schedule that the optax loop minimises."""
+"""Objectives: scalar losses of a schedule that the optax loop minimises.
 
-from .base import AbstractObjective
-from .constant_rate import ConstantRate
-from .discrepancy import (
-    DISCREPANCIES,
-    MMD,
-    AbstractDiscrepancy,
-    Frechet,
-    SlicedWasserstein,
-    discrepancy_objective,
-)
-from .gaussian_kl import GaussianKL
-from .sample_based import AbstractSampleObjective
-from .score_work import ScoreWork
-from .trajectory import TrajectoryMatching, trajectory_distance
+Each objective's module is imported on first use, so that ``from schedopt.objectives
+import GaussianKL`` does not import the samplers, metrics and networks that the
+sample-based objectives need.
+"""
 
-__all__ = [
-    "DISCREPANCIES",
-    "MMD",
-    "AbstractDiscrepancy",
-    "AbstractObjective",
-    "AbstractSampleObjective",
-    "ConstantRate",
-    "Frechet",
-    "GaussianKL",
-    "ScoreWork",
-    "SlicedWasserstein",
-    "TrajectoryMatching",
-    "discrepancy_objective",
-    "trajectory_distance",
-]
+import importlib
+
+#: public name -> the submodule that defines it
+_SOURCES = {
+    "AbstractObjective": "base",
+    "ConstantRate": "constant_rate",
+    "DISCREPANCIES": "discrepancy",
+    "MMD": "discrepancy",
+    "AbstractDiscrepancy": "discrepancy",
+    "Frechet": "discrepancy",
+    "SlicedWasserstein": "discrepancy",
+    "discrepancy_objective": "discrepancy",
+    "GaussianKL": "gaussian_kl",
+    "AbstractSampleObjective": "sample_based",
+    "ScoreWork": "score_work",
+    "TrajectoryMatching": "trajectory",
+    "trajectory_distance": "trajectory",
+}
+
+
+def __getattr__(name):
+    if name in _SOURCES:
+        value = getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
+
+
+__all__ = sorted(_SOURCES)

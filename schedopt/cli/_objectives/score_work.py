@@ -8,13 +8,14 @@ schedule from the same table is printed alongside as ``equal-cost-alg1``.
 
 from __future__ import annotations
 
-import jax
-
-from ...baselines import baseline_schedules
-from ...schedules import EDM
-from ...score_optimal import COSTS, TRACES, VELOCITIES, CostTable, make_cost
 from .._common import dataset_denoiser
 from . import ObjectiveSetup
+
+# schedopt.score_optimal is imported by `build` only (the other objectives do not need it);
+# the choices below are its COSTS, VELOCITIES and TRACES (checked by a test).
+COSTS = ("corrector", "predictor")
+VELOCITIES = ("sigma", "one")
+TRACES = ("exact", "hutchinson")
 
 NAME = "score-work"
 HELP = "P4: path energy of the score transport cost (corrector or predictor), 1 = equal cost"
@@ -58,8 +59,13 @@ def add_arguments(group) -> None:
 
 
 def build(args) -> ObjectiveSetup:
+    import jax
+
+    from ...baselines import baseline_schedules
     from ...data import load_dataset
     from ...objectives.score_work import ScoreWork
+    from ...schedules import EDM
+    from ...score_optimal import CostTable, make_cost
 
     if args.cost_samples < 1:
         raise ValueError(f"--cost-samples must be >= 1, got {args.cost_samples}")

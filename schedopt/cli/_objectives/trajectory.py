@@ -10,13 +10,13 @@ and ``--nfe`` its number of steps.
 from __future__ import annotations
 
 from ..._checks import check_positive_int
-from ...baselines import baseline_schedules
-from ...data import load_dataset
-from ...models import GaussianMixtureDenoiser
-from ...objectives.discrepancy import discrepancy_objective
-from ...objectives.trajectory import TrajectoryMatching
-from ...sampling import NOISES, SAMPLERS, make_sampler
 from . import ObjectiveSetup
+
+# The samplers (diffrax), data sets and models are imported when an objective is built, so
+# that the command line's other objectives do not import them.
+
+#: ``--noise`` choices (:data:`schedopt.sampling.NOISES`, checked by a test)
+NOISES = ("gaussian", "rademacher", "uniform")
 
 NAME = "trajectory"
 HELP = "distance of the N-step output to a many-step solve from the same noise (LD3)"
@@ -46,6 +46,9 @@ def add_arguments(group) -> None:
 
 def load_oracle(args):
     """``(denoiser, data, fingerprint)`` for ``--dataset``."""
+    from ...data import load_dataset
+    from ...models import GaussianMixtureDenoiser
+
     if args.dataset not in DATASETS:
         raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}, got {args.dataset!r}")
     num_data = check_positive_int("num_data", args.num_data)
@@ -56,6 +59,8 @@ def load_oracle(args):
 
 def build_sampler(args):
     """``--solver`` with ``--nfe`` steps and the stochastic samplers' options."""
+    from ...sampling import SAMPLERS, make_sampler
+
     if args.solver not in SAMPLERS:
         raise ValueError(f"--solver must be one of {', '.join(SAMPLERS)}, got {args.solver!r}")
     options = {"final": args.final}
@@ -68,6 +73,10 @@ def build_sampler(args):
 
 def sample_objective_setup(args, name: str) -> ObjectiveSetup:
     """The set-up of any sample-based objective ``name`` from the parsed arguments."""
+    from ...baselines import baseline_schedules
+    from ...objectives.discrepancy import discrepancy_objective
+    from ...objectives.trajectory import TrajectoryMatching
+
     denoiser, data, fingerprint = load_oracle(args)
     sampler = build_sampler(args)
     init = getattr(args, "init", "vp")
