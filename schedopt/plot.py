@@ -12,10 +12,25 @@ from ._compile import fast_jit
 from .io.atomic import atomic_write_bytes
 from .schedules.base import AbstractSchedule, grid
 
+#: Times at which the continuous curves are drawn.
+CURVE_POINTS = 401
+
+
+def schedule_curves(schedules: dict, num_steps: int, final: str = "zero") -> dict:
+    """``name -> (grid levels, logSNR at CURVE_POINTS times)``: what
+    :func:`plot_schedules` draws, as one program (compiled quickly: it runs once).
+
+    >>> from schedopt.schedules import EDM
+    >>> levels, logsnr = schedule_curves({"edm": EDM()}, 4)["edm"]
+    >>> levels.shape, logsnr.shape
+    ((5,), (401,))
+    """
+    t = jnp.linspace(0.0, 1.0, CURVE_POINTS)
+    return _curves(dict(schedules), num_steps, final, t)
+
 
 @fast_jit
 def _curves(schedules: dict, num_steps: int, final: str, t):
-    """Every schedule's grid and logSNR curve, as one program (compiled quickly)."""
     return {name: (grid(s, num_steps, final), s.logsnr(t)) for name, s in schedules.items()}
 
 
@@ -40,8 +55,8 @@ def plot_schedules(
     """
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
-    t = np.linspace(0.0, 1.0, 401)
-    curves = _curves(dict(schedules), num_steps, final, jnp.asarray(t))
+    t = np.linspace(0.0, 1.0, CURVE_POINTS)
+    curves = schedule_curves(schedules, num_steps, final)
     fig = Figure(figsize=(11, 4.2))
     ax_grid, ax_curve = fig.subplots(1, 2)
     for name in schedules:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -100,6 +101,23 @@ def evaluate_all(objective, schedules: dict, key) -> dict:
     return {name: objective(schedule, key) for name, schedule in schedules.items()}
 
 
+def prepare_report(objective, references: dict, start, key, args) -> dict:
+    """What the report needs that the fit does not change, run in a thread beside it (XLA
+    compiles with the interpreter lock released, so this overlaps the fit's compilation):
+    the references' objective values (returned), the import of matplotlib, and the
+    compilation of the plot's and the card's programs (on ``start``, whose structure the
+    learned schedule shares)."""
+    values = evaluate_all(objective, references, key)
+    import matplotlib.figure  # noqa: F401  (plot_schedules imports it: about a second)
+
+    from ..io.card import prepare_card
+    from ..plot import schedule_curves
+
+    schedule_curves({"learned": start, **references}, args.nfe, args.final)
+    prepare_card(start, num_steps=args.nfe, final=args.final, process="ve")
+    return values
+
+
 def run(args) -> int:
     from ..io.card import make_card, save_card
     from ..optimize import optimize
@@ -118,22 +136,25 @@ def run(args) -> int:
     checkpoint_dir = out / "checkpoints" if args.resume else None
 
     started = time.perf_counter()
-    result = optimize(
-        start,
-        objective,
-        num_iterations=args.iterations,
-        learning_rate=args.lr,
-        seed=args.seed,
-        log_path=log_path,
-        progress=not args.no_progress,
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=args.checkpoint_every,
-        compiler_options=fast_compile_options() if setup.fast_compile else None,
-    )
     key = jax.random.fold_in(jax.random.key(args.seed), args.iterations)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the report's own work, beside the fit
+        report = pool.submit(prepare_report, objective, setup.references, start, key, args)
+        result = optimize(
+            start,
+            objective,
+            num_iterations=args.iterations,
+            learning_rate=args.lr,
+            seed=args.seed,
+            log_path=log_path,
+            progress=not args.no_progress,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=args.checkpoint_every,
+            compiler_options=fast_compile_options() if setup.fast_compile else None,
+        )
+        reference_values = report.result()
     rows = [["learned", f"schedopt ({args.family})", result.final_loss]]
     comparison = {"learned": result.final_loss}
-    for name, value in evaluate_all(objective, setup.references, key).items():
+    for name, value in reference_values.items():
         comparison[name] = float(value)
         rows.append([name, REFERENCE_LABELS.get(name, name), float(value)])
     for row in rows:

@@ -84,6 +84,18 @@ def _grid_arrays(schedule: AbstractSchedule, num_steps: int, final: str, proc: A
     return ts, lam, grid(schedule, num_steps, final), proc.alpha(lam), proc.sigma(lam)
 
 
+def prepare_card(
+    schedule: AbstractSchedule, *, num_steps: int, final: str = "zero", process: str = "ve"
+) -> None:
+    """Compile the grid program of :func:`make_card` for schedules shaped like
+    ``schedule`` ahead of time (a later card of such a schedule then only runs it).
+
+    >>> from schedopt.schedules import EDM
+    >>> prepare_card(EDM(), num_steps=4)
+    """
+    _grid_arrays(schedule, num_steps, final, process_from_name(_process_name(process)))
+
+
 def _grid(schedule: AbstractSchedule, num_steps: int, final: str, process: str) -> dict:
     """The sampling grid of ``schedule`` as JSON-able lists (see the module docstring)."""
     num_steps = check_positive_int("num_steps", num_steps)
