@@ -154,7 +154,8 @@ def run(args) -> int:
         reference_values = report.result()
     rows = [["learned", f"schedopt ({args.family})", result.final_loss]]
     comparison = {"learned": result.final_loss}
-    for name, value in reference_values.items():
+    for name in setup.references:  # in their order (a compiled dict comes back sorted)
+        value = reference_values[name]
         comparison[name] = float(value)
         rows.append([name, REFERENCE_LABELS.get(name, name), float(value)])
     for row in rows:
