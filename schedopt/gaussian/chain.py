@@ -11,8 +11,10 @@ updated with multiply-adds only:
   ``c (s - s')^2 / ((c + s^2)(c + s'^2))``): accurate relative to ``u`` when ``u`` is
   small, i.e. near KL 0, where ``1 - w`` computed from ``w`` would cancel.
 
-One log per eigenvalue ends the chain: ``log w = log1p(-u)`` where ``|u| < 1/2``, else
-``log w``. The steps are computed inside the scan, from each step's scalars, so no
+A log ends the chain: ``log w = log1p(-u)`` where ``|u| < 1/2``, else ``log w`` (one per
+eigenvalue for stochastic solvers; for deterministic ones one per :data:`BLOCK` steps,
+the blocks' logs summed, which bounds the float32 rounding of a long chain of ratios
+near 1). The steps are computed inside the scan, from each step's scalars, so no
 ``(num_steps, d)`` array is stored. For deterministic solvers (``q = 0``)
 ``log w = log w_0 + sum_k log r_k``, so the derivative is ``dw_0 / w_0 + sum_k dr_k / r_k``
 (:func:`deterministic_log_ratio`'s JVP): a sum over steps, with no backward recursion.
@@ -155,8 +157,9 @@ def stochastic_chain(solver, c: Array, mean: Array, inputs, start: Start) -> tup
     >>> c, solver = jnp.array([1.0]), Ancestral()
     >>> inputs = solver.step_inputs(sigma_grid([2.0, 1.0]))
     >>> log_w, _ = stochastic_chain(solver, c, 0 * c, inputs, Start(c, 0 * c))
-    >>> round(float(jnp.exp(log_w[0])), 6)  # (1 + 1/4)^2 / (5 * 2) + (3/4) / 2
-    0.53125
+    >>> # s_down = 1/2, s_up^2 = 3/4: a = (1 + 2 s_down) / 5, r = a^2 5 / 2, q_rel = (3/4) / 2
+    >>> round(float(jnp.exp(log_w[0])), 6)
+    0.775
     """
     track = start.delta is not None or solver.drifts_mean
     delta0 = jnp.zeros_like(c) if start.delta is None else start.delta
@@ -180,7 +183,7 @@ def mean_offset(solver, c: Array, mean: Array, inputs, delta0: Array | None) -> 
     >>> from schedopt.gaussian import Euler, sigma_grid
     >>> c, solver = jnp.array([1.0]), Euler()
     >>> inputs = solver.step_inputs(sigma_grid([2.0, 0.0]))
-    >>> float(mean_offset(solver, c, 0 * c, inputs, c)[0])  # the gain c / (c + s^2)
+    >>> round(float(mean_offset(solver, c, 0 * c, inputs, c)[0]), 6)  # gain c / (c + s^2)
     0.2
     """
     if delta0 is None and not solver.drifts_mean:
