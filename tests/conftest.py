@@ -1,9 +1,15 @@
 """Shared test set-up: quiet, deterministic hypothesis profile for CI's 2 cores."""
 
-import jax
-import jax.numpy as jnp
-import pytest
-from hypothesis import HealthCheck, settings
+import os
+
+# The command line's persistent compilation cache stays off in tests (no writes to the
+# user's cache directory); tests of the cache turn it on in a subprocess.
+os.environ["SCHEDOPT_COMPILE_CACHE"] = "off"
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "schedopt",

@@ -42,6 +42,7 @@ def test_schedule_timing_runs_the_full_fit_after_a_compiling_run():
         (["--sections", "nope"], "--sections"),
         (["--sizes", "a,b"], "--sizes"),
         (["--steps", "0"], "--steps"),
+        (["--sections", "kl_speed", "--kl-dim", "0"], "--kl-dim"),
     ],
 )
 def test_bench_bad_arguments_name_the_flag(capsys, argv, match):
@@ -49,8 +50,38 @@ def test_bench_bad_arguments_name_the_flag(capsys, argv, match):
         _run(capsys, argv)
 
 
+def test_default_job_times_fresh_processes(tmp_path):
+    # `true` stands in for the interpreter: the plumbing, not the job
+    record = bench.default_job(2, ("--iterations", "3"), python="true")
+    assert record["command"].endswith("--iterations 3")
+    for name in ("first", "cached", "no_cache", "imports"):
+        assert record[f"{name}_s"] > 0 and len(record["runs"][name]) == 2
+    assert record["cached_over_first"] > 0
+
+
+@pytest.mark.slow
+def test_bench_kl_speed_and_accuracy_quick(capsys):
+    argv = ["--quick", "--sections", "kl_speed,kl_accuracy", "--kl-dim", "256", "--repeats", "1"]
+    record = _run(capsys, argv)
+    euler = record["kl_speed"]["euler"]
+    assert euler["num_steps"] == 50 and record["kl_speed"]["dim"] == 256
+    for form in ("schedopt", "arctan_form", "previous_form", "memory_pass"):
+        assert euler[form]["median_s"] > 0, form
+    assert all(v > 0 for v in euler["ratios"].values())
+    row = record["kl_accuracy"]["by_solver"]["euler"]
+    assert row["resolvable"]["schedopt"]["max"] < 1e-5 and row["near_zero"]["cases"] > 0
+
+
 #: Sections with a test of their own below (they are the slow ones).
-OWN_TESTS = ("few_step_gradients", "digits_time_to_schedule", "torch_bridge", "sharding")
+OWN_TESTS = (
+    "few_step_gradients",
+    "digits_time_to_schedule",
+    "torch_bridge",
+    "sharding",
+    "default_job",
+    "kl_speed",
+    "kl_accuracy",
+)
 
 
 @pytest.mark.slow

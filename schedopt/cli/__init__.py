@@ -3,7 +3,8 @@
 Each subcommand lives in its own module of this package and exposes
 ``register(subparsers)``, which adds an ``argparse`` sub-parser whose ``func`` default is
 the function to run with the parsed arguments (returning an exit code). Modules are
-discovered automatically, so adding a subcommand touches no other file.
+discovered automatically, so adding a subcommand touches no other file; a run imports only
+the module of its own subcommand (``schedopt --help`` imports them all).
 
 Every subcommand takes ``--x64`` (compute in float64: ``jax_enable_x64`` is switched on
 before anything is imported or computed). Errors are one line on stderr,
@@ -12,6 +13,9 @@ options, files that cannot be used, inputs the working precision cannot handle) 
 when the run failed (an operating-system error, a run directory in use by another
 process, a diverging optimisation or training). ``args.given`` holds the destinations
 of the options given on the command line (not defaulted).
+
+Every subcommand takes ``--no-compile-cache``: compiled programs are otherwise kept on disk
+between runs (:mod:`schedopt.cli._cache`; ``SCHEDOPT_COMPILE_CACHE`` moves or disables it).
 """
 
 from __future__ import annotations
@@ -34,22 +38,38 @@ _UNSET = object()
 _NEGATIVE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_names() -> list[str]:
+    """The subcommands, one per public module of this package.
+
+    >>> "optimize" in command_names()
+    True
+    """
+    names = (info.name for info in pkgutil.iter_modules(__path__))
+    return sorted(name for name in names if not name.startswith("_"))
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or only of ``command`` (its module alone imported)."""
     parser = argparse.ArgumentParser(
         prog="schedopt",
         description="Learn diffusion noise schedules and sampling discretisations.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    names = command_names()
+    for name in [command] if command in names else names:
+        module = importlib.import_module(f"{__name__}.{name}")
         module.register(sub)
     for command in sub.choices.values():
         command.add_argument(
             X64_FLAG,
             action="store_true",
             help="compute in float64 (jax_enable_x64); float32 otherwise",
+        )
+        command.add_argument(
+            "--no-compile-cache",
+            action="store_true",
+            help="do not keep compiled programs on disk between runs "
+            "(also: SCHEDOPT_COMPILE_CACHE=off)",
         )
     parser.subcommands = dict(sub.choices)  # name -> sub-parser
     return parser
@@ -152,8 +172,13 @@ def main(argv: list[str] | None = None) -> int:
             jax.config.update("jax_enable_x64", False)
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The first argument if it names a subcommand (then only its module is imported)."""
+    return argv[0] if argv and not argv[0].startswith("-") else None
+
+
 def _run(argv: list[str]) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_in(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse has printed the usage and the error (or --help)
@@ -168,6 +193,9 @@ def _run(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_REFUSED
+    from ._cache import configure_compile_cache
+
+    configure_compile_cache(disabled=args.no_compile_cache)
     rest = argv[argv.index(args.command) + 1 :]
     args.given = explicit_options(parser.subcommands[args.command], rest, args)
     prefix = f"schedopt {args.command}: error:"

@@ -1,7 +1,8 @@
 """``schedopt bench``: speed benchmarks printed as one JSON object.
 
 Every figure is the median of ``--repeats`` timed runs after a first (compiling) run,
-whose extra time is reported separately as ``compile_s`` (first run minus the median).
+whose extra time is reported separately as ``compile_s`` (first run minus the median);
+the persistent compilation cache is off in this process, so that is compilation.
 Ratios are measured in the same process. Sections:
 
 - ``kl_scaling``: Gaussian-KL value and value+gradient (w.r.t. a 32-knot monotone cubic
@@ -24,7 +25,16 @@ Ratios are measured in the same process. Sections:
   skipped without torch and diffusers);
 - ``sharding``: value+gradient of a sample-based objective with its batch split over every
   device vs on one device (skipped with one device; on CPU,
-  ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` gives two).
+  ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` gives two);
+- ``default_job``: wall time of ``schedopt optimize`` with no options (the README's main
+  job) end to end in a fresh process: the first run with an empty compilation cache, the
+  second reading it, and a run without the cache; beside the time of its imports alone;
+- ``kl_speed``: Gaussian-KL value+gradient at ``--kl-dim`` eigenvalues, Euler at 50 steps
+  beside the straightforward arctan/cos/log form, the previous form and a one-pass memory
+  reference, and every other solver beside its previous form (ratios, same run);
+- ``kl_accuracy``: the float32 KL's error against float64, current and previous form, over
+  spectra from 1e-6 to 1e3, grids from 3 to 200 steps and near-zero KLs
+  (:mod:`schedopt.cli._kl_bench`).
 
 Example: ``schedopt bench --quick`` (seconds) or ``schedopt bench --sizes 100,10000,1000000``.
 """
@@ -43,7 +53,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ._common import int_range
+from ._common import MAX_DIM, int_range
 
 SECTIONS = (
     "kl_scaling",
@@ -53,6 +63,9 @@ SECTIONS = (
     "digits_time_to_schedule",
     "torch_bridge",
     "sharding",
+    "default_job",
+    "kl_speed",
+    "kl_accuracy",
 )
 
 
@@ -77,6 +90,12 @@ def register(subparsers) -> None:
         "--iterations", type=int_range(1, 1_000_000), default=None, help="optimiser iterations"
     )
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
+    p.add_argument(
+        "--kl-dim",
+        type=int_range(1, MAX_DIM),
+        default=None,
+        help="eigenvalues of kl_speed (default 10^6)",
+    )
     p.add_argument("--output", default=None, help="also write the JSON to this file")
     p.set_defaults(func=run)
 
@@ -289,6 +308,60 @@ def schedule_timing(fit, iterations: int, repeats: int) -> dict:
     return {"iterations": iterations, **timing, "per_iteration_s": timing["median_s"] / iterations}
 
 
+#: What ``default_job`` runs: the README's main job, in a fresh interpreter.
+DEFAULT_JOB = ("-m", "schedopt.cli", "optimize", "--no-progress")
+#: What the job imports (its floor: the time before any of its own work).
+JOB_IMPORTS = (
+    "import schedopt.cli.optimize, schedopt.optimize, schedopt.plot, schedopt.io.card, "
+    "schedopt.cli._objectives.gaussian_kl"
+)
+
+
+def default_job(repeats: int, extra=(), python=None) -> dict:
+    """Wall times of :data:`DEFAULT_JOB` (plus ``extra`` arguments) in fresh processes:
+    with an empty compilation cache (``first``), reading it (``cached``), without a cache
+    (``no_cache``), and of its imports alone; medians of ``repeats``."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from ._cache import ENV
+
+    python = python or sys.executable
+
+    def wall(argv, cache) -> float:
+        env = dict(os.environ, **{ENV: str(cache)})
+        start = time.perf_counter()
+        done = subprocess.run([python, *argv], env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
+        return seconds
+
+    runs = {"first": [], "cached": [], "no_cache": [], "imports": []}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            job = [*DEFAULT_JOB, "--out", str(Path(tmp) / "run"), *extra]
+            cache = Path(tmp) / "cache"
+            runs["first"].append(wall(job, cache))
+            runs["cached"].append(wall(job, cache))
+            runs["no_cache"].append(wall([*job, "--no-compile-cache"], cache))
+            runs["imports"].append(wall(["-c", JOB_IMPORTS], "off"))
+    median = {k: statistics.median(v) for k, v in runs.items()}
+    return {
+        "command": "schedopt optimize --no-progress " + " ".join(extra),
+        **{f"{k}_s": v for k, v in median.items()},
+        "runs": runs,
+        "cached_over_first": median["cached"] / median["first"],
+        "cpus": os.cpu_count(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "note": "wall time of a fresh process end to end (imports, set-up, 1500-step fit, "
+        "baseline table, plot, card); first: empty compilation cache; cached: the second "
+        "run, reading it; no_cache: --no-compile-cache; imports: the job's imports alone",
+    }
+
+
 def sampler_overhead(quick: bool, repeats: int) -> dict:
     path = Path(__file__).resolve().parents[2] / "scripts" / "bench_sampler.py"
     if not path.exists():
@@ -313,9 +386,12 @@ def torch_bridge(quick: bool, repeats: int) -> dict:
 
 
 def run(args) -> int:
-    from ._common import MAX_DIM, MAX_STEPS
+    from ._cache import configure_compile_cache
+    from ._common import MAX_STEPS
     from ._rundir import check_output_file
 
+    # compile_s must time compilation, not a read of the persistent cache
+    configure_compile_cache(disabled=True)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     for s in sections:
         if s not in SECTIONS:
@@ -330,6 +406,7 @@ def run(args) -> int:
     steps = _ints("steps", args.steps or ("5,10" if quick else "5,10,20,50"), MAX_STEPS)
     repeats = args.repeats if args.repeats is not None else (3 if quick else 7)
     iterations = args.iterations if args.iterations is not None else (10 if quick else 200)
+    kl_dim = args.kl_dim if args.kl_dim is not None else (10_000 if quick else 1_000_000)
     record = {
         "device": str(jax.devices()[0]),
         "num_devices": jax.device_count(),
@@ -356,6 +433,19 @@ def run(args) -> int:
         record["torch_bridge"] = torch_bridge(quick, repeats)
     if "sharding" in sections:
         record["sharding"] = sharding(quick, repeats)
+    if "default_job" in sections:
+        extra = ("--iterations", "20", "--nfe", "4") if quick else ()
+        record["default_job"] = default_job(1 if quick else min(repeats, 3), extra)
+    if "kl_speed" in sections or "kl_accuracy" in sections:
+        from . import _kl_bench
+    if "kl_speed" in sections:
+        solvers = [] if quick else None  # quick: Euler's four forms only
+        record["kl_speed"] = _kl_bench.kl_speed(timed, kl_dim, 50, repeats, solvers)
+    if "kl_accuracy" in sections:
+        if quick:
+            record["kl_accuracy"] = _kl_bench.kl_accuracy((3, 20), ["euler"])
+        else:
+            record["kl_accuracy"] = _kl_bench.kl_accuracy()
     text = json.dumps(record, indent=2)
     if args.output:
         from ..io import atomic_write_bytes

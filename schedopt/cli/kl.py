@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from .._compile import fast_jit
 from ..gaussian import DIRECTIONS, INITS, SOLVERS, gaussian_kl, sigma_grid
 from ._common import (
     MAX_STEPS,
@@ -65,7 +66,7 @@ def run(args) -> int:
     spectrum = parse_spectrum(args.spectrum, args.eigenvalues)
     check_spectrum_precision(spectrum, max(sigmas), option)
     grid = sigma_grid(sigmas)
-    kl = float(gaussian_kl(spectrum, grid, args.solver, args.init, args.direction))
+    kl = float(fast_jit(gaussian_kl)(spectrum, grid, args.solver, args.init, args.direction))
     if not math.isfinite(kl):
         smallest = float(np.min(np.asarray(spectrum.eigenvalues)))
         hint = (

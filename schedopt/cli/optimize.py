@@ -20,12 +20,13 @@ import json
 import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
 
+from .._compile import fast_compile_options, fast_jit
 from ..baselines import BASELINES
-from ..sampling import NOISES
 from ..schedules import (
     FAMILIES,
     MonotoneCubic,
@@ -68,6 +69,9 @@ REFERENCE_LABELS = dict(BASELINES, **{"asymptotic-optimum": "Euler-Maclaurin opt
 #: Options of the samplers and Gaussian solvers; each applies where the solver has a
 #: field of that name (``eta``: ancestral; ``kappa``, ``process``: Euler-Maruyama, ...).
 SOLVER_OPTIONS = ("eta", "kappa", "process", "noise")
+#: ``--noise`` choices (:data:`schedopt.sampling.NOISES`, checked by a test; the samplers'
+#: module imports diffrax, which a Gaussian run does not need).
+NOISES = ("gaussian", "rademacher", "uniform")
 #: Objectives whose cost cannot choose a range (zero on any range with equal steps).
 NO_RANGE = ("constant-rate", "score-work")
 #: Smallest ratio --sigma-max / --sigma-min (a logSNR range of 0.02).
@@ -365,6 +369,34 @@ def initial_schedule(args) -> object:
 # ---- the run --------------------------------------------------------------------------
 
 
+@fast_jit
+def evaluate_all(objective, schedules: dict, key) -> dict:
+    """``objective(schedule, key)`` of every schedule, as one program (compiled quickly:
+    it runs once)."""
+    return {name: objective(schedule, key) for name, schedule in schedules.items()}
+
+
+#: The key of the start schedule's value in :func:`prepare_report`'s result.
+START = "__start__"
+
+
+def prepare_report(objective, references: dict, start, key, args) -> dict:
+    """What the report needs that the fit does not change, run in a thread beside it (XLA
+    compiles with the interpreter lock released, so this overlaps the fit's compilation):
+    the objective values of the references and of ``start`` (under :data:`START`), the
+    import of matplotlib, and the compilation of the plot's and the card's programs (on
+    ``start``, whose structure the learned schedule shares)."""
+    values = evaluate_all(objective, {**references, START: start}, key)
+    import matplotlib.figure  # noqa: F401  (plot_schedules imports it: about a second)
+
+    from ..io.card import prepare_card
+    from ..plot import schedule_curves
+
+    schedule_curves({"learned": start, **references}, args.nfe, args.final)
+    prepare_card(start, num_steps=args.nfe, final=args.final, process="ve")
+    return values
+
+
 def run(args) -> int:
     from ..io.card import make_card, save_card
     from ..optimize import optimize
@@ -397,37 +429,34 @@ def run(args) -> int:
     key = jax.random.fold_in(jax.random.key(args.seed), args.iterations)
     solved = solver_record(args) is not None
     sampler = args.solver if solved else "no sampler"
-    start_value = float(objective(start, key))
-    if not math.isfinite(start_value):
-        raise ValueError(
-            f"{objective.name} is {start_value} at the schedule the run starts from "
-            f"(--family {args.family}, --nfe {args.nfe}, noise levels {args.sigma_min:g} to "
-            f"{args.sigma_max:g}) in {working_dtype().name}: the inputs are beyond its "
-            "precision (e.g. eigenvalues far below the squared noise levels); pass --x64, or "
-            "change --nfe, --sigma-min or --sigma-max"
-        )
 
     started = time.perf_counter()
     with RunDirectory(out, option="--out", outputs=OUTPUTS, resumable=("checkpoints",)) as run_dir:
         log_path = run_dir.staged("log.jsonl")
-        try:
-            result = optimize(
-                start,
-                objective,
-                num_iterations=args.iterations,
-                learning_rate=args.lr,
-                seed=args.seed,
-                log_path=log_path,
-                progress=not args.no_progress,
-                checkpoint_dir=checkpoint_dir if args.resume else None,
-                checkpoint_every=args.checkpoint_every,
-                settings=settings if args.resume else None,
-                **early_stopping(args, objective),
-            )
-        except OptimizationError as e:
-            raise OptimizationError(
-                f"{e} (here --lr {args.lr:g}; --x64 computes in float64)"
-            ) from None
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the report's own work, beside the fit
+            report = pool.submit(prepare_report, objective, setup.references, start, key, args)
+            try:
+                result = optimize(
+                    start,
+                    objective,
+                    num_iterations=args.iterations,
+                    learning_rate=args.lr,
+                    seed=args.seed,
+                    log_path=log_path,
+                    progress=not args.no_progress,
+                    checkpoint_dir=checkpoint_dir if args.resume else None,
+                    checkpoint_every=args.checkpoint_every,
+                    settings=settings if args.resume else None,
+                    compiler_options=fast_compile_options() if setup.fast_compile else None,
+                    **early_stopping(args, objective),
+                )
+            except OptimizationError as e:
+                check_start_value(report.result()[START], objective, args)
+                raise OptimizationError(
+                    f"{e} (here --lr {args.lr:g}; --x64 computes in float64)"
+                ) from None
+            values = report.result()
+        start_value = check_start_value(values.pop(START), objective, args)
         if result.final_loss > start_value + 0.01 * abs(start_value) + 1e-12:
             raise OptimizationError(
                 f"the learned schedule is worse than the one it started from ({objective.name} "
@@ -447,8 +476,8 @@ def run(args) -> int:
             )
         rows = [["learned", f"schedopt ({args.family})", result.final_loss]]
         comparison = {"learned": result.final_loss}
-        for name, schedule in setup.references.items():
-            value = float(objective(schedule, key))
+        for name in setup.references:  # in their order (a compiled dict comes back sorted)
+            value = float(values[name])
             comparison[name] = value
             rows.append([name, REFERENCE_LABELS.get(name, name), value])
         for row in rows:
@@ -489,6 +518,20 @@ def run(args) -> int:
     print(f"\nwrote {out / 'schedule.json'}, {out / 'schedule.png'}, {out / 'log.jsonl'}")
     print(f"({result.num_iterations} iterations in {result.seconds:.1f} s)")
     return 0
+
+
+def check_start_value(value, objective, args) -> float:
+    """The objective at the start schedule, refused (naming the inputs) if not finite."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{objective.name} is {value} at the schedule the run starts from "
+            f"(--family {args.family}, --nfe {args.nfe}, noise levels {args.sigma_min:g} to "
+            f"{args.sigma_max:g}) in {working_dtype().name}: the inputs are beyond its "
+            "precision (e.g. eigenvalues far below the squared noise levels); pass --x64, or "
+            "change --nfe, --sigma-min or --sigma-max"
+        )
+    return value
 
 
 def early_stopping(args, objective) -> dict:

@@ -19,12 +19,15 @@ Optimal schedules:
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from .._checks import check_positive_float, check_positive_int
+from .._checks import check_positive_float, check_positive_int, is_concrete
+from .._compile import fast_compile_options, filter_jit
 from ..schedules.base import AbstractSchedule
 from ..schedules.fixed import Tangent
 from ..schedules.learnable import MonotoneCubic
@@ -102,6 +105,9 @@ def optimal_tangent_gamma(spectrum: Spectrum) -> Array:
     2.0
     """
     c, w = spectrum.eigenvalues, spectrum.weights
+    if is_concrete(c) and is_concrete(w):  # no compilation for a number
+        c, w = np.asarray(c, np.float64), np.asarray(w, np.float64)
+        return jnp.asarray((np.sum(w * c) / np.sum(w / c)) ** 0.25, spectrum.eigenvalues.dtype)
     return (jnp.sum(w * c) / jnp.sum(w / c)) ** 0.25
 
 
@@ -130,11 +136,28 @@ def asymptotically_optimal_schedule(
 
     lo, hi = check_sigma_range(sigma_min, sigma_max)
     n = check_positive_int("num_points", num_points)
+    iterations = check_positive_int("num_iterations", num_iterations)
+    c_chunks, w_chunks, _ = _chunked(spectrum)
+    table = _optimal_logsnr_table
+    if spectrum.dim * n * iterations <= _FAST_COMPILE_WORK:  # runs in milliseconds
+        table = filter_jit(_optimal_logsnr_table.__wrapped__, fast_compile_options())
+    dense = Tabulated(table(c_chunks, w_chunks, lo, hi, n, iterations))
+    return MonotoneCubic.from_schedule(dense, check_positive_int("num_knots", num_knots))
+
+
+#: Eigenvalue-points-iterations below which the fixed point is compiled quickly (its run
+#: time is milliseconds next to a second of compilation).
+_FAST_COMPILE_WORK = 10**8
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _optimal_logsnr_table(c_chunks, w_chunks, lo, hi, n, num_iterations):
+    """The fixed point of :func:`asymptotically_optimal_schedule` as ``n`` logSNR values
+    uniform in ``t`` (one compiled program)."""
     # Trapezoid grid in log r (dense where r is small).
     log_r = jnp.linspace(np.log(lo), np.log(hi), n)
     r = jnp.exp(log_r)
     dr = jnp.diff(r)
-    c_chunks, w_chunks, _ = _chunked(spectrum)
 
     def kernel(c):  # (chunk, n): c / (c + r^2)^2
         return c[:, None] / (c[:, None] + r[None, :] ** 2) ** 2
@@ -161,15 +184,9 @@ def asymptotically_optimal_schedule(
         new = jax.lax.map(lengths_of, c_chunks)
         return new / jnp.max(new), None  # the scale of I does not change the schedule
 
-    lengths, _ = jax.lax.scan(
-        iterate,
-        jnp.ones_like(c_chunks),
-        None,
-        length=check_positive_int("num_iterations", num_iterations),
-    )
+    lengths, _ = jax.lax.scan(iterate, jnp.ones_like(c_chunks), None, length=num_iterations)
     cumulative = trapezoid_cumulative(jnp.sqrt(weight_fn(lengths)))
     t_of_r = cumulative / cumulative[-1]
     # Dense table (uniform in t), then adaptive knots: the tangent-like ends are steep.
     dense_t = jnp.linspace(0.0, 1.0, n)
-    dense = Tabulated(-2.0 * jnp.interp(dense_t, t_of_r, log_r))
-    return MonotoneCubic.from_schedule(dense, check_positive_int("num_knots", num_knots))
+    return -2.0 * jnp.interp(dense_t, t_of_r, log_r)

@@ -14,7 +14,9 @@ small history state:
   ``M_k = [[r_k + w0_k kappa_k, w1_k], [kappa_k, 0]]``.
 
 A grid ending in 0 ends with a first-order step, which returns ``D(y; s_{N-1})``. One
-``lax.scan`` over steps with ``(d,)`` vectors, as the single-step forms.
+``lax.scan`` over steps with ``(d,)`` vectors (chunks of the spectrum, see
+:mod:`schedopt.gaussian.chain`): every step is multiply-adds and one division per
+eigenvalue (``kappa``); the variance ratio ends in one log per eigenvalue.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from __future__ import annotations
 import abc
 from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
 from .. import _multistep
 from .._checks import is_concrete
+from .chain import scan_steps
 from .solvers import AbstractGaussianSolver, StepGrid
 
 
@@ -51,38 +53,43 @@ def split_grid(grid: StepGrid) -> tuple[Array, bool]:
 
 
 class AbstractGaussianMultistep(AbstractGaussianSolver):
-    """A multistep solver's exact map on Gaussian data: ``propagate`` chains all steps at
-    once (a step's map depends on earlier steps, so there are no per-step coefficients)."""
+    """A multistep solver's exact map on Gaussian data: ``chain`` runs all steps at once (a
+    step's map depends on earlier steps, so there are no per-step coefficients)."""
 
     multistep: ClassVar[bool] = True
 
-    def coefficients(self, c, grid):
+    def step_map(self, c, s, s_next, *extra):
         raise ValueError(
             f"the {self.name!r} solver is multistep: a step's map depends on the steps before "
             "it, so it has no per-step affine coefficients; use `output_moments` or "
             "`gaussian_kl`, which chain the whole grid"
         )
 
+    def coefficients(self, c, grid):
+        return self.step_map(c, *self.step_inputs(grid))
+
     @abc.abstractmethod
     def gain(self, c: Array, levels: Array, total_steps: int) -> Array:
         """``e_{M-1} / e_0`` per eigenvalue after the steps between ``levels``."""
 
-    def propagate(self, c, mean, grid, log_w0, delta0):
+    def chain(self, c, mean, grid, start):
         levels, to_zero = split_grid(grid)
         gain = self.gain(c, levels, levels.shape[0] - 1 + int(to_zero))
         s0, s_last = levels[0], levels[-1]
-        log_w = 2.0 * jnp.log(jnp.abs(gain)) + log_w0 + jnp.log(c + s0**2)
-        log_w = log_w - jnp.log(c + s_last**2)
+        # one log of the whole ratio G^2 w_0 (c + s_0^2) / (c + s_last^2), not a sum of logs
+        ratio = gain**2 * start.w * ((c + s0**2) / (c + s_last**2))
         if to_zero:  # D = kappa e; target variance c
-            gain = gain * c / (c + s_last**2)
-            log_w = log_w + jnp.log(c) - jnp.log(c + s_last**2)
-        return log_w, gain * delta0
+            kappa = c / (c + s_last**2)
+            gain, ratio = gain * kappa, ratio * kappa
+        return jnp.log(ratio), _offset(gain, start.delta)
 
 
-def _scan(body, carry, xs, num_steps):
-    if num_steps == 0:
-        return carry
-    return jax.lax.scan(lambda cr, x: (body(cr, x), None), carry, xs)[0]
+def _offset(gain, delta0):
+    return jnp.zeros_like(gain) if delta0 is None else gain * delta0
+
+
+def _scan(body, carry, xs):
+    return scan_steps(lambda cr, x: (body(cr, x), None), carry, xs)
 
 
 class GaussianDPMSolverPP(AbstractGaussianMultistep):
@@ -116,7 +123,7 @@ class GaussianDPMSolverPP(AbstractGaussianMultistep):
         e0 = jnp.ones_like(c)
         history = tuple(jnp.zeros_like(c) for _ in range(self.order - 1))
         xs = (plan.ratio, plan.weights, levels[:-1])
-        return _scan(body, (e0, history), xs, levels.shape[0] - 1)[0]
+        return _scan(body, (e0, history), xs)[0]
 
 
 class GaussianUniPC(AbstractGaussianMultistep):
@@ -146,7 +153,7 @@ class GaussianUniPC(AbstractGaussianMultistep):
         e0 = jnp.ones_like(c)
         history = tuple(jnp.zeros_like(c) for _ in range(self.order))
         xs = (*plan[:5], levels[:-1])
-        return _scan(body, (e0, e0, history), xs, levels.shape[0] - 1)[0]
+        return _scan(body, (e0, e0, history), xs)[0]
 
 
 class GaussianIPNDM(AbstractGaussianMultistep):
@@ -176,7 +183,7 @@ class GaussianIPNDM(AbstractGaussianMultistep):
         e0 = jnp.ones_like(c)
         history = tuple(jnp.zeros_like(c) for _ in range(self.max_order - 1))
         xs = (plan.step, plan.weights, levels[:-1])
-        return _scan(body, (e0, history), xs, levels.shape[0] - 1)[0]
+        return _scan(body, (e0, history), xs)[0]
 
 
 class GaussianDPMSolverPPSDE(AbstractGaussianMultistep):
@@ -198,36 +205,49 @@ class GaussianDPMSolverPPSDE(AbstractGaussianMultistep):
         if is_concrete(self.eta) and not float(self.eta) >= 0.0:
             raise ValueError(f"`eta` must be >= 0, got eta={self.eta!r}")
 
-    def gain(self, c, levels, total_steps):  # pragma: no cover - propagate is overridden
+    def gain(self, c, levels, total_steps):  # pragma: no cover - chain is overridden
         raise NotImplementedError
 
-    def propagate(self, c, mean, grid, log_w0, delta0):
+    def chain(self, c, mean, grid, start):
         levels, to_zero = split_grid(grid)
-        plan = _multistep.dpmpp_sde_plan(levels, self.eta)
         s0, s_last = levels[0], levels[-1]
-
-        def body(carry, x):
-            mean_e, mean_m, p_ee, p_em, p_mm = carry
-            ratio, weights, noise_scale, s = x
-            kappa = c / (c + s**2)
-            a, b = ratio + weights[0] * kappa, weights[1]
-            return (
-                a * mean_e + b * mean_m,
-                kappa * mean_e,
-                a**2 * p_ee + 2.0 * a * b * p_em + b**2 * p_mm + noise_scale**2,
-                kappa * (a * p_ee + b * p_em),
-                kappa**2 * p_ee,
-            )
-
-        zeros = jnp.zeros_like(c)
-        v0 = jnp.exp(log_w0) * (c + s0**2)
-        xs = (plan.ratio, plan.weights, plan.noise_scale, levels[:-1])
-        carry = _scan(body, (delta0, zeros, v0, zeros, zeros), xs, levels.shape[0] - 1)
-        mean_e, variance = carry[0], carry[2]
+        delta0 = jnp.zeros_like(c) if start.delta is None else start.delta
+        variance, mean_e = sde_moments(self, c, levels, start.w * (c + s0**2), delta0)
         if to_zero:
             kappa = c / (c + s_last**2)
-            return jnp.log(kappa**2 * variance) - jnp.log(c), kappa * mean_e
-        return jnp.log(variance) - jnp.log(c + s_last**2), mean_e
+            return jnp.log(kappa**2 * variance / c), kappa * mean_e
+        return jnp.log(variance / (c + s_last**2)), mean_e
+
+
+def sde_moments(solver, c, levels, variance0, delta0):
+    """``(variance, mean offset)`` of ``e`` at the last of ``levels`` for DPM-Solver++(2M)
+    SDE: the mean and 2x2 covariance of ``(e_k, D_{k-1})`` through
+    ``M_k = [[r_k + w0_k kappa_k, w1_k], [kappa_k, 0]]`` plus the injected noise.
+
+    >>> solver = GaussianDPMSolverPPSDE(eta=0.0)
+    >>> v, m = sde_moments(solver, jnp.ones(1), jnp.array([1.0]), jnp.ones(1), jnp.ones(1))
+    >>> float(v[0]), float(m[0])  # no step: the start
+    (1.0, 1.0)
+    """
+    plan = _multistep.dpmpp_sde_plan(levels, solver.eta)
+
+    def body(carry, x):
+        mean_e, mean_m, p_ee, p_em, p_mm = carry
+        ratio, weights, noise_scale, s = x
+        kappa = c / (c + s**2)
+        a, b = ratio + weights[0] * kappa, weights[1]
+        return (
+            a * mean_e + b * mean_m,
+            kappa * mean_e,
+            a**2 * p_ee + 2.0 * a * b * p_em + b**2 * p_mm + noise_scale**2,
+            kappa * (a * p_ee + b * p_em),
+            kappa**2 * p_ee,
+        )
+
+    zeros = jnp.zeros_like(c)
+    xs = (plan.ratio, plan.weights, plan.noise_scale, levels[:-1])
+    carry = _scan(body, (delta0, zeros, variance0, zeros, zeros), xs)
+    return carry[2], carry[0]
 
 
 #: The multistep solvers' exact Gaussian forms by name.

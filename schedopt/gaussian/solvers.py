@@ -2,16 +2,22 @@
 
 With ``D(y; s) = mu + c / (c + s^2) (y - mu)`` every sampler step is affine in the offset
 ``e = y - mu``: ``e' = a e + b mu + sqrt(q) xi``. Each solver returns, per step and per
-eigenvalue, the gain ``a``, the mean drift ``b``, the log of the variance ratio
-``r = a^2 (c + s^2) / (c + s'^2)`` (relative to the exact marginals, computed without
-cancellation) and ``q / (c + s'^2)``. :mod:`schedopt.gaussian.moments` chains them.
+eigenvalue, the gain ``a``, the mean drift ``b``, the variance ratio
+``r = a^2 (c + s^2) / (c + s'^2)`` (relative to the exact marginals) and its log,
+``q / (c + s'^2)``, and the excess ``1 - r - q / (c + s'^2)`` in a form without
+cancellation. :mod:`schedopt.gaussian.chain` chains them with multiply-adds.
 
-Step maps (``h = s' - s``, ``A(s) = s / (c + s^2)``, the ODE ``de/ds = A(s) e``):
+Step maps (``h = s' - s``, ``A(s) = s / (c + s^2)``, the ODE ``de/ds = A(s) e``; all
+rational in the levels):
 
 - ``Euler`` (= DDIM): ``a = 1 + h A(s) = (c + s s') / (c + s^2)``,
   ``1 - r = c (s - s')^2 / ((c + s^2)(c + s'^2))``.
-- ``Heun`` (EDM): ``a = 1 + h/2 (A(s) + A(s') (1 + h A(s)))``; Euler when ``s' = 0``.
-- ``Ancestral(eta)`` (DDPM, k-diffusion): ``a = (c + s s_down) / (c + s^2)``, ``q = s_up^2``.
+- ``Heun`` (EDM): ``a = 1 + h/2 (A(s) + A(s') (1 + h A(s)))
+  = (2 c^2 + c s^2 + 3 c s'^2 + 2 s s'^3) / (2 (c + s^2)(c + s'^2))``,
+  ``1 - r = -c (s - s')^3 (c s + 3 c s' + 4 s'^3) / (4 (c + s^2)(c + s'^2)^3)``;
+  Euler when ``s' = 0``.
+- ``Ancestral(eta)`` (DDPM, k-diffusion): ``a = (c + s s_down) / (c + s^2)``, ``q = s_up^2``,
+  ``1 - r - q / (c + s'^2) = c (s - s_down)^2 / ((c + s^2)(c + s'^2))``.
 - ``EulerMaruyama`` in the schedule's time ``t`` (P2), VE or VP, noise variance ``kappa``;
   its last step to ``s' = 0`` returns the denoiser.
 """
@@ -28,6 +34,7 @@ from jaxtyping import Array, Float
 
 from .._checks import check_choice, check_positive_float, check_positive_int, is_concrete
 from ..schedules.base import AbstractSchedule, grid_times
+from .chain import Start, deterministic_log_ratio, mean_offset, stochastic_chain
 
 
 class StepGrid(NamedTuple):
@@ -47,15 +54,25 @@ class StepGrid(NamedTuple):
         return int(self.sigmas.shape[0]) - 1
 
 
-def step_grid(schedule: AbstractSchedule, num_steps: int, final: str = "zero") -> StepGrid:
-    """The ``num_steps``-step grid of ``schedule`` with times and derivatives.
+def step_grid(
+    schedule: AbstractSchedule, num_steps: int, final: str = "zero", *, derivative: bool = True
+) -> StepGrid:
+    """The ``num_steps``-step grid of ``schedule`` with times and derivatives
+    (``derivative=False``: without ``dlogsnr_dt``, which only solvers that step in the
+    schedule's time need, see ``AbstractGaussianSolver.steps_in_time``; it saves tracing a
+    forward-mode pass).
 
     >>> from schedopt.schedules import EDM
     >>> step_grid(EDM(), 4).sigmas.shape
     (5,)
+    >>> step_grid(EDM(), 4, derivative=False).dlogsnr_dt is None
+    True
     """
     t = grid_times(num_steps, final)
-    lam, dlam = schedule.logsnr_and_derivative(t)
+    if derivative:
+        lam, dlam = schedule.logsnr_and_derivative(t)
+    else:
+        lam, dlam = schedule.logsnr(t), None
     sigmas = jnp.exp(-0.5 * lam)
     if final == "zero":
         sigmas = jnp.concatenate([sigmas, jnp.zeros((1,), sigmas.dtype)])
@@ -86,66 +103,97 @@ def sigma_grid(sigmas) -> StepGrid:
 
 
 class StepCoefficients(NamedTuple):
-    """Per step (axis 0) and eigenvalue (axis 1): ``e' = a e + b mu + noise``."""
+    """Per step (axis 0) and eigenvalue (axis 1): ``e' = a e + b mu + noise``, the variance
+    ratio ``r`` and its log, the noise ``q_rel = q / (c + s'^2)`` and the excess
+    ``1 - r - q_rel`` (computed without cancellation; ``None`` only for hand-built
+    coefficients, then it is formed from ``r`` and ``q_rel``)."""
 
     a: Array
     b: Array
     log_r: Array
     q_rel: Array
+    ratio: Array | None = None
+    excess: Array | None = None
 
 
 class AbstractGaussianSolver(eqx.Module):
-    """A sampler's step map on Gaussian data with the exact denoiser."""
+    """A sampler's step map on Gaussian data with the exact denoiser.
+
+    A single-step solver implements :meth:`step_map`: one step's coefficients from the
+    eigenvalues and the per-step scalars of :meth:`step_inputs`, elementwise (``c`` and the
+    scalars broadcast). :meth:`coefficients` applies it to every step at once; :meth:`chain`
+    applies it step by step inside one ``lax.scan``.
+    """
 
     name: ClassVar[str]
     stochastic: ClassVar[bool] = False
     multistep: ClassVar[bool] = False
+    #: whether ``b`` (the mean drift) can be nonzero; else it is known to be 0
+    drifts_mean: ClassVar[bool] = False
+    #: whether the steps need the grid's schedule times and ``dlogsnr_dt``
+    steps_in_time: ClassVar[bool] = False
+
+    def step_inputs(self, grid: StepGrid) -> tuple[Array, ...]:
+        """The per-step scalars :meth:`step_map` takes, each ``(num_steps,)``: ``(s, s')``."""
+        return grid.sigmas[:-1], grid.sigmas[1:]
 
     @abc.abstractmethod
+    def step_map(self, c: Array, s: Array, s_next: Array, *extra: Array) -> StepCoefficients:
+        """One step's :class:`StepCoefficients` (``c`` broadcast against the scalars)."""
+
     def coefficients(self, c: Float[Array, " d"], grid: StepGrid) -> StepCoefficients:
-        """Affine step coefficients, shape ``(num_steps, d)``."""
+        """Affine step coefficients of every step, shape ``(num_steps, d)``."""
+        inputs = self.step_inputs(grid)
+        co = self.step_map(c[None, :], *(x[:, None] for x in inputs))
+        shape = (inputs[0].shape[0], c.shape[0])
+        return StepCoefficients(*(None if f is None else jnp.broadcast_to(f, shape) for f in co))
+
+    def chain(
+        self, c: Float[Array, " d"], mean: Float[Array, " d"], grid: StepGrid, start: Start
+    ) -> tuple[Array, Array]:
+        """``(log w_N, delta_N)`` from the initial :class:`~schedopt.gaussian.chain.Start`:
+        ``w' = r w + q_rel`` and ``delta' = a delta + b mu`` with multiply-adds, one log per
+        eigenvalue at the end (:mod:`schedopt.gaussian.chain`).
+
+        >>> from schedopt.gaussian.chain import Start
+        >>> c = jnp.array([1.0])
+        >>> log_w, _ = Euler().chain(c, 0 * c, sigma_grid([2.0, 0.0]), Start(c, 0 * c))
+        >>> round(float(jnp.exp(log_w[0])), 6)  # c / (c + s^2)
+        0.2
+        """
+        inputs = self.step_inputs(grid)
+        if self.stochastic:
+            return stochastic_chain(self, c, mean, inputs, start)
+        log_w = deterministic_log_ratio(self, c, start.w, start.u, inputs)
+        return log_w, mean_offset(self, c, mean, inputs, start.delta)
 
     def propagate(
         self, c: Array, mean: Array, grid: StepGrid, log_w0: Array, delta0: Array
     ) -> tuple[Array, Array]:
         """``(log w_N, delta_N)``: the output's log variance over the exact marginal's and
-        its mean offset, from the initial ``(log w_0, delta_0)``; chains the affine steps
-        ``delta' = a delta + b mu``, ``w' = r w + q / (c + s'^2)`` in log form."""
-        co = self.coefficients(c, grid)
+        its mean offset, from the initial ``(log w_0, delta_0)``; the affine steps
+        ``delta' = a delta + b mu``, ``w' = r w + q / (c + s'^2)`` chained by :meth:`chain`.
 
-        def step(carry, k):
-            log_w, delta = carry
-            # steps without noise (q_rel = 0, e.g. EM's last denoise step) skip the log:
-            # its infinite derivative at 0 would make the gradient NaN
-            noisy = co.q_rel[k] > 0
-            log_q = jnp.log(jnp.where(noisy, co.q_rel[k], 1.0))
-            carried = co.log_r[k] + log_w
-            log_w = jnp.where(noisy, jnp.logaddexp(carried, log_q), carried)
-            delta = co.a[k] * delta + co.b[k] * mean
-            return (log_w, delta), None
-
-        (log_w, delta), _ = jax.lax.scan(step, (log_w0, delta0), jnp.arange(co.a.shape[0]))
-        return log_w, delta
+        >>> c = jnp.array([1.0])
+        >>> log_w, delta = Euler().propagate(c, 0 * c, sigma_grid([2.0, 0.0]), 0 * c, c)
+        >>> round(float(delta[0]), 6)  # the gain c / (c + s^2)
+        0.2
+        """
+        return self.chain(c, mean, grid, Start.from_log(log_w0, delta0))
 
     def nfe(self, num_steps: int) -> int:
         """Denoiser evaluations for ``num_steps`` steps ending at noise level 0."""
         return check_positive_int("num_steps", num_steps)
 
 
-def _pairs(c, grid):
-    s = grid.sigmas[:-1, None]
-    s_next = grid.sigmas[1:, None]
-    return c[None, :], s, s_next
-
-
 def _log_r_from_gain(a, c, s, s_next):
     return 2.0 * jnp.log(jnp.abs(a)) + jnp.log(c + s**2) - jnp.log(c + s_next**2)
 
 
-def _deterministic(a, c, s, s_next, log_r=None):
-    log_r = _log_r_from_gain(a, c, s, s_next) if log_r is None else log_r
+def _deterministic(a, ratio, excess, log_r=None):
     zeros = jnp.zeros_like(a)
-    return StepCoefficients(a=a, b=zeros, log_r=log_r, q_rel=zeros)
+    log_r = jnp.log(ratio) if log_r is None else log_r
+    return StepCoefficients(a=a, b=zeros, log_r=log_r, q_rel=zeros, ratio=ratio, excess=excess)
 
 
 class Euler(AbstractGaussianSolver):
@@ -158,11 +206,12 @@ class Euler(AbstractGaussianSolver):
 
     name: ClassVar[str] = "euler"
 
-    def coefficients(self, c, grid):
-        c, s, s_next = _pairs(c, grid)
-        a = (c + s * s_next) / (c + s**2)
-        defect = c * (s - s_next) ** 2 / ((c + s**2) * (c + s_next**2))
-        return _deterministic(a, c, s, s_next, jnp.log1p(-defect))
+    def step_map(self, c, s, s_next):
+        span = c + s**2
+        cross = c + s * s_next
+        inverse = 1.0 / (span * (c + s_next**2))
+        excess = c * (s - s_next) ** 2 * inverse
+        return _deterministic(cross / span, cross**2 * inverse, excess, jnp.log1p(-excess))
 
 
 class Heun(AbstractGaussianSolver):
@@ -175,15 +224,17 @@ class Heun(AbstractGaussianSolver):
 
     name: ClassVar[str] = "heun"
 
-    def coefficients(self, c, grid):
-        c, s, s_next = _pairs(c, grid)
-        h = s_next - s
-        slope = s / (c + s**2)
-        slope_next = s_next / (c + s_next**2)
-        euler = 1.0 + h * slope
-        heun = 1.0 + 0.5 * h * (slope + slope_next * euler)
-        a = jnp.where(s_next > 0, heun, euler)
-        return _deterministic(a, c, s, s_next)
+    def step_map(self, c, s, s_next):
+        span, span_next = c + s**2, c + s_next**2
+        last = s_next == 0  # the step to 0 is Euler's: a = c / (c + s^2), 1 - r = s^2 / (c + s^2)
+        numerator = c * (2.0 * c + s**2 + 3.0 * s_next**2) + 2.0 * s * s_next**3
+        numerator = jnp.where(last, 2.0 * c * span_next, numerator)  # a = numerator / (2 AB)
+        inverse = 1.0 / (span * span_next**3)
+        heun_excess = -c * (s - s_next) ** 3 * (c * (s + 3.0 * s_next) + 4.0 * s_next**3)
+        excess = jnp.where(last, 4.0 * s**2 * span_next**3, heun_excess) * (0.25 * inverse)
+        return _deterministic(
+            0.5 * numerator * span_next**2 * inverse, 0.25 * numerator**2 * inverse, excess
+        )
 
     def nfe(self, num_steps):
         return 2 * check_positive_int("num_steps", num_steps) - 1
@@ -206,15 +257,19 @@ class Ancestral(AbstractGaussianSolver):
         if is_concrete(self.eta) and not 0.0 <= float(self.eta) <= 1.0:
             raise ValueError(f"`eta` must be in [0, 1], got eta={self.eta!r}")
 
-    def coefficients(self, c, grid):
-        c, s, s_next = _pairs(c, grid)
+    def step_map(self, c, s, s_next):
         s_up, s_down = ancestral_split(s, s_next, self.eta)
-        a = (c + s * s_down) / (c + s**2)
+        span = c + s**2
+        cross = c + s * s_down
+        inverse = 1.0 / (span * (c + s_next**2))
+        a = cross / span
         return StepCoefficients(
             a=a,
             b=jnp.zeros_like(a),
             log_r=_log_r_from_gain(a, c, s, s_next),
-            q_rel=jnp.broadcast_to(s_up**2 / (c + s_next**2), a.shape),
+            q_rel=s_up**2 * span * inverse,
+            ratio=cross**2 * inverse,
+            excess=c * (s - s_down) ** 2 * inverse,
         )
 
 
@@ -236,6 +291,8 @@ class EulerMaruyama(AbstractGaussianSolver):
 
     name: ClassVar[str] = "euler-maruyama"
     stochastic: ClassVar[bool] = True
+    drifts_mean: ClassVar[bool] = True
+    steps_in_time: ClassVar[bool] = True
     process: str = "vp"
     kappa: float = 1.0
 
@@ -244,37 +301,50 @@ class EulerMaruyama(AbstractGaussianSolver):
         if is_concrete(self.kappa):
             check_positive_float("kappa", self.kappa)
 
-    def coefficients(self, c, grid):
+    def step_inputs(self, grid):
+        """``(s, s', h, dlam/dt)``: the time step ``h`` between schedule points (0 for a
+        last denoise step to ``s' = 0``) and the logSNR derivative at ``s``."""
         if grid.t is None or grid.dlogsnr_dt is None:
             raise ValueError(
                 "EulerMaruyama steps in the schedule's time and needs its derivative: "
                 "build the grid with `step_grid(schedule, num_steps)`, not from a sigma list"
             )
-        c, s, s_next = _pairs(c, grid)
-        m = grid.t.shape[0]
-        n = grid.num_steps
+        t, n = grid.t, grid.num_steps
         # Steps between schedule points; with final="zero" the last step is a denoise.
-        t = grid.t
-        h = jnp.concatenate([t[:-1] - t[1:], jnp.zeros((n - (m - 1),), t.dtype)])[:, None]
-        dlam = grid.dlogsnr_dt[:n, None]  # m >= n schedule points for both finals
+        h = jnp.concatenate([t[:-1] - t[1:], jnp.zeros((n - (t.shape[0] - 1),), t.dtype)])
+        return grid.sigmas[:-1], grid.sigmas[1:], h, grid.dlogsnr_dt[:n]
+
+    def step_map(self, c, s, s_next, h, dlam):
         lam = -2.0 * jnp.log(s)
         denoise = s_next == 0
+        span, span_next = c + s**2, c + s_next**2
         if self.process == "ve":
             g2h = -(s**2) * dlam * h
-            a = 1.0 - g2h / (c + s**2)
+            a = 1.0 - g2h / span
             b = jnp.zeros_like(a)
             q = self.kappa * g2h
+            # 1 - r - q_rel = (s'^2 - s^2 + (2 - kappa) g2h - g2h^2 / (c + s^2)) / (c + s'^2)
+            excess = (s_next**2 - s**2 + (2.0 - self.kappa) * g2h - g2h**2 / span) / span_next
         else:
             lam_next = -2.0 * jnp.log(jnp.where(denoise, 1.0, s_next))
             alpha, sigma2 = jnp.sqrt(jax.nn.sigmoid(lam)), jax.nn.sigmoid(-lam)
             alpha_next = jnp.sqrt(jax.nn.sigmoid(lam_next))
             beta_h = -sigma2 * dlam * h
-            gain_x = 1.0 + 0.5 * beta_h - beta_h / (alpha**2 * (c + s**2))
+            gain_x = 1.0 + 0.5 * beta_h - beta_h / (alpha**2 * span)
             a = gain_x * alpha / alpha_next
             b = ((1.0 + 0.5 * beta_h) * alpha - alpha_next) / alpha_next
             q = self.kappa * beta_h / alpha_next**2
-        a = jnp.where(denoise, c / (c + s**2), a)
+            excess = None
+        a = jnp.where(denoise, c / span, a)
         b = jnp.where(denoise, 0.0, b)
-        q = jnp.where(denoise, 0.0, q)
-        q_rel = jnp.broadcast_to(q / (c + s_next**2), a.shape)
-        return StepCoefficients(a=a, b=b, log_r=_log_r_from_gain(a, c, s, s_next), q_rel=q_rel)
+        q_rel = jnp.where(denoise, 0.0, q) / span_next
+        ratio = a**2 * span / span_next
+        excess = (1.0 - ratio) - q_rel if excess is None else excess
+        return StepCoefficients(
+            a=a,
+            b=b,
+            log_r=_log_r_from_gain(a, c, s, s_next),
+            q_rel=q_rel,
+            ratio=ratio,
+            excess=jnp.where(denoise, s**2 / span, excess),  # r = c / (c + s^2), no noise
+        )

@@ -7,6 +7,7 @@ a ``Spectrum`` is all a closed-form computation needs. ``weights`` count multipl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import equinox as eqx
@@ -105,11 +106,8 @@ class Spectrum(eqx.Module):
             raise ValueError(f"`data` must have shape (n >= 2, d), got {x.shape}")
         check_array_finite("data", x)
         ratio = check_positive_float("min_eigenvalue_ratio", min_eigenvalue_ratio)
-        mu = x.mean(axis=0)
-        cov = np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
-        values, vectors = np.linalg.eigh(cov)
-        keep = values > ratio * values.max()
-        return cls(values[keep], mean=(vectors.T @ mu)[keep])
+        values, mean = _eigen(x, ratio)
+        return cls(values, mean=mean)
 
     @classmethod
     def digits(cls, split: str = "all") -> Spectrum:
@@ -117,12 +115,18 @@ class Spectrum(eqx.Module):
 
         ``split`` is ``"all"`` (1797 images), ``"train"`` or ``"test"`` (the fixed split of
         :func:`schedopt.data.load_digits`). With all images, 61 of the 64 directions remain
-        (three pixels are constant).
-        """
-        from ..data.digits import load_digits
+        (three pixels are constant). Read from package data (``digits_spectrum.npz``, made
+        by ``scripts/make_digits_spectrum.py`` with :func:`digits_spectrum_from_data`), so
+        that scikit-learn is not imported; a test checks both agree.
 
-        images, _ = load_digits(split)
-        return cls.from_data(images.reshape(images.shape[0], -1))
+        >>> Spectrum.digits().dim
+        61
+        """
+        from .._checks import check_choice
+
+        check_choice("split", split, DIGITS_SPLITS)
+        arrays = _digits_asset()
+        return cls(arrays[f"{split}_eigenvalues"], mean=arrays[f"{split}_mean"])
 
     @classmethod
     def power_law(cls, dim: int, exponent: float = 1.0, scale: float = 1.0) -> Spectrum:
@@ -135,3 +139,39 @@ class Spectrum(eqx.Module):
         p = check_positive_float("exponent", exponent)
         a = check_positive_float("scale", scale)
         return cls(a * np.arange(1, d + 1, dtype=np.float64) ** (-p))
+
+
+#: The splits of :meth:`Spectrum.digits`.
+DIGITS_SPLITS = ("all", "train", "test")
+_DIGITS_ASSET = "digits_spectrum.npz"
+
+
+def digits_spectrum_from_data(split: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """``(eigenvalues, mean)`` (float64) of the digits ``split`` computed from the images
+    (imports scikit-learn): what :meth:`Spectrum.digits` reads from package data.
+
+    >>> values, mean = digits_spectrum_from_data("test")
+    >>> values.shape == mean.shape
+    True
+    """
+    from ..data.digits import load_digits
+
+    images, _ = load_digits(split)
+    return _eigen(images.reshape(images.shape[0], -1))
+
+
+def _eigen(data, min_eigenvalue_ratio: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(data, dtype=np.float64)
+    mu = x.mean(axis=0)
+    cov = np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
+    values, vectors = np.linalg.eigh(cov)
+    keep = values > min_eigenvalue_ratio * values.max()
+    return values[keep], (vectors.T @ mu)[keep]
+
+
+@functools.cache
+def _digits_asset() -> dict[str, np.ndarray]:
+    from importlib.resources import files
+
+    with files(__package__).joinpath("_assets", _DIGITS_ASSET).open("rb") as f, np.load(f) as z:
+        return {name: z[name] for name in z.files}

@@ -1,54 +1,71 @@
 """Input/output: atomic files, schedule cards, checkpoints, conversions and exporters.
 
-The Flax NNX module (``NoiseSchedule``, ``ScheduleConstant``) is imported on first use,
-so that importing ``schedopt.io`` does not import flax.
+Every name is imported from its submodule on first use, so that importing ``schedopt.io``
+(or one of its light submodules, such as :mod:`schedopt.io.atomic`) imports neither orbax
+nor flax.
 """
 
-from .atomic import atomic_write_bytes, atomic_write_json
-from .card import (
-    CARD_VERSION,
-    card_process,
-    card_schedule,
-    load_card,
-    make_card,
-    regrid_card,
-    save_card,
-    validate_card,
-)
-from .checkpoint import OptimizationCheckpointer, RestoredState, load_schedule, save_schedule
-from .convert import (
-    check_final_zero_grid,
-    fit_noise_levels,
-    from_process,
-    grid_for_discrete_model,
-    grid_from_discrete_model,
-    noise_levels_to_timesteps,
-    rescale_noise_levels,
-    timesteps_to_noise_levels,
-    to_process,
-)
-from .export import (
-    FORMATS,
-    as_card,
-    card_from_sigmas,
-    comfyui_sigmas,
-    diffusers_schedule,
-    export,
-    kdiffusion_sigmas,
-    load_source,
-    model_grid,
-    numpy_arrays,
-    read_sigmas,
-)
+import importlib
 
-_LAZY = {"NoiseSchedule", "ScheduleConstant"}
+#: public name -> the submodule that defines it (imported on first use)
+_SOURCES = {
+    **dict.fromkeys(("atomic_write_bytes", "atomic_write_json"), "atomic"),
+    **dict.fromkeys(
+        (
+            "CARD_VERSION",
+            "card_process",
+            "card_schedule",
+            "load_card",
+            "make_card",
+            "regrid_card",
+            "save_card",
+            "validate_card",
+        ),
+        "card",
+    ),
+    **dict.fromkeys(
+        ("OptimizationCheckpointer", "RestoredState", "load_schedule", "save_schedule"),
+        "checkpoint",
+    ),
+    **dict.fromkeys(
+        (
+            "check_final_zero_grid",
+            "fit_noise_levels",
+            "from_process",
+            "grid_for_discrete_model",
+            "grid_from_discrete_model",
+            "noise_levels_to_timesteps",
+            "rescale_noise_levels",
+            "timesteps_to_noise_levels",
+            "to_process",
+        ),
+        "convert",
+    ),
+    **dict.fromkeys(
+        (
+            "FORMATS",
+            "as_card",
+            "card_from_sigmas",
+            "comfyui_sigmas",
+            "diffusers_schedule",
+            "export",
+            "kdiffusion_sigmas",
+            "load_source",
+            "model_grid",
+            "numpy_arrays",
+            "read_sigmas",
+        ),
+        "export",
+    ),
+    **dict.fromkeys(("NoiseSchedule", "ScheduleConstant"), "flax_schedule"),
+}
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        from . import flax_schedule
-
-        return getattr(flax_schedule, name)
+    if name in _SOURCES:
+        value = getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_choice, check_positive_int
+from .._compile import fast_jit
 from ..schedules.base import FINALS, AbstractSchedule, grid, grid_times
 from ..schedules.processes import PROCESSES, AbstractProcess, process_from_name
 from ..schedules.registry import schedule_from_config, schedule_to_config
@@ -75,22 +76,41 @@ def _process_name(process) -> str:
     return process_from_name(process).name
 
 
+@fast_jit
+def _grid_arrays(schedule: AbstractSchedule, num_steps: int, final: str, proc: AbstractProcess):
+    """``(t, logsnr, noise levels, alpha, sigma)`` of the grid, as one program."""
+    ts = grid_times(num_steps, final)
+    lam = schedule.logsnr(ts)
+    return ts, lam, grid(schedule, num_steps, final), proc.alpha(lam), proc.sigma(lam)
+
+
+def prepare_card(
+    schedule: AbstractSchedule, *, num_steps: int, final: str = "zero", process: str = "ve"
+) -> None:
+    """Compile the grid program of :func:`make_card` for schedules shaped like
+    ``schedule`` ahead of time (a later card of such a schedule then only runs it).
+
+    >>> from schedopt.schedules import EDM
+    >>> prepare_card(EDM(), num_steps=4)
+    """
+    _grid_arrays(schedule, num_steps, final, process_from_name(_process_name(process)))
+
+
 def _grid(schedule: AbstractSchedule, num_steps: int, final: str, process: str) -> dict:
     """The sampling grid of ``schedule`` as JSON-able lists (see the module docstring)."""
     num_steps = check_positive_int("num_steps", num_steps)
     check_choice("final", final, FINALS)
-    proc = process_from_name(process)
-    ts = grid_times(num_steps, final)
-    lam = schedule.logsnr(ts)
-    levels = _floats(grid(schedule, num_steps, final))
+    ts, lam, levels, alpha, sigma = _grid_arrays(
+        schedule, num_steps, final, process_from_name(process)
+    )
     out = {
         "num_steps": num_steps,
         "final": final,
-        "noise_levels": levels,
+        "noise_levels": _floats(levels),
         "t": _floats(ts),
         "logsnr": _floats(lam),
-        "alpha": _floats(proc.alpha(lam)),
-        "sigma": _floats(proc.sigma(lam)),
+        "alpha": _floats(alpha),
+        "sigma": _floats(sigma),
         "note": GRID_NOTE,
     }
     for name in ("noise_levels", "logsnr", "alpha", "sigma"):

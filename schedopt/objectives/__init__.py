@@ -1,48 +1,50 @@
-"""Objectives: scalar losses of a schedule that the optax loop minimises."""
+"""Objectives: scalar losses of a schedule that the optax loop minimises.
 
-from .base import AbstractObjective
-from .budgets import BudgetRanges, SumOverBudgets
-from .constant_rate import ConstantRate
-from .discrepancy import (
-    DISCREPANCIES,
-    MMD,
-    MMD_SCALES,
-    Frechet,
-    FrechetDistance,
-    MMDDistance,
-    SampleDiscrepancy,
-    SlicedW2Distance,
-    SlicedWasserstein,
-    discrepancy_objective,
-)
-from .gaussian_kl import GaussianKL
-from .sample_based import AbstractSampleObjective
-from .score_work import ScoreWork
-from .teacher import TeacherPairs, model_fingerprint, teacher_pairs
-from .trajectory import TrajectoryMatching, per_sample_distance, trajectory_distance
+Each objective's module is imported on first use, so that ``from schedopt.objectives
+import GaussianKL`` does not import the samplers, metrics and networks that the
+sample-based objectives need.
+"""
 
-__all__ = [
-    "DISCREPANCIES",
-    "MMD",
-    "MMD_SCALES",
-    "AbstractObjective",
-    "AbstractSampleObjective",
-    "BudgetRanges",
-    "ConstantRate",
-    "Frechet",
-    "FrechetDistance",
-    "GaussianKL",
-    "MMDDistance",
-    "SampleDiscrepancy",
-    "ScoreWork",
-    "SlicedW2Distance",
-    "SlicedWasserstein",
-    "SumOverBudgets",
-    "TeacherPairs",
-    "TrajectoryMatching",
-    "discrepancy_objective",
-    "model_fingerprint",
-    "per_sample_distance",
-    "teacher_pairs",
-    "trajectory_distance",
-]
+import importlib
+
+#: public name -> the submodule that defines it
+_SOURCES = {
+    "AbstractObjective": "base",
+    "BudgetRanges": "budgets",
+    "SumOverBudgets": "budgets",
+    "ConstantRate": "constant_rate",
+    "DISCREPANCIES": "discrepancy",
+    "MMD": "discrepancy",
+    "MMD_SCALES": "discrepancy",
+    "Frechet": "discrepancy",
+    "FrechetDistance": "discrepancy",
+    "MMDDistance": "discrepancy",
+    "SampleDiscrepancy": "discrepancy",
+    "SlicedW2Distance": "discrepancy",
+    "SlicedWasserstein": "discrepancy",
+    "discrepancy_objective": "discrepancy",
+    "GaussianKL": "gaussian_kl",
+    "AbstractSampleObjective": "sample_based",
+    "ScoreWork": "score_work",
+    "TeacherPairs": "teacher",
+    "model_fingerprint": "teacher",
+    "teacher_pairs": "teacher",
+    "TrajectoryMatching": "trajectory",
+    "per_sample_distance": "trajectory",
+    "trajectory_distance": "trajectory",
+}
+
+
+def __getattr__(name):
+    if name in _SOURCES:
+        value = getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
+
+
+__all__ = sorted(_SOURCES)

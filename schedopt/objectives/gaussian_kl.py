@@ -42,7 +42,7 @@ class GaussianKL(AbstractObjective):
         check_choice("final", self.final, FINALS)
 
     def __call__(self, schedule, key=None):
-        grid = step_grid(schedule, self.num_steps, self.final)
+        grid = step_grid(schedule, self.num_steps, self.final, derivative=self.solver.steps_in_time)
         return gaussian_kl(self.spectrum, grid, self.solver, self.init, self.direction)
 
     def describe(self) -> dict:

@@ -3,9 +3,10 @@
 The schedule is split with ``eqx.partition(schedule, eqx.is_inexact_array)``: its
 floating-point arrays (knot logits, ``rho``, network weights) are trained, everything
 else (static endpoints, integers) is held fixed. Steps run ``chunk_size`` at a time
-inside one jitted ``lax.scan``; between chunks the progress bar and the JSONL log are
-updated. The key of step ``i`` is ``fold_in(key, i)``, so a run is deterministic given
-its seed and can be resumed from ``(params, opt_state, step)`` alone.
+inside one jitted ``lax.fori_loop`` whose trip count is traced (one compiled program for
+every chunk, the last and checkpoint-cut ones included); between chunks the progress bar
+and the JSONL log are updated. The key of step ``i`` is ``fold_in(key, i)``, so a run is
+deterministic given its seed and can be resumed from ``(params, opt_state, step)`` alone.
 
 Early stopping: with ``validation`` (a function of the schedule, e.g. a trajectory
 objective's ``validation_loss`` on its held-out teacher pairs), the schedule is validated
@@ -31,8 +32,8 @@ import optax
 from tqdm.auto import tqdm
 
 from .._checks import check_positive_float, check_positive_int
+from .._compile import filter_jit
 from ..io.atomic import atomic_write_bytes
-from ..io.checkpoint import OptimizationCheckpointer
 from ..objectives.base import AbstractObjective
 from ..objectives.budgets import BudgetRanges
 from ..schedules.base import AbstractSchedule
@@ -66,24 +67,30 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
     return optax.adam(learning_rate)
 
 
-@eqx.filter_jit
-def _run_chunk(params, static, opt_state, objective, optimizer, key, start, length):
+def _chunk(params, static, opt_state, objective, optimizer, key, start, length, size):
+    """``length`` (traced, at most ``size``) steps from step ``start``; the losses fill the
+    first ``length`` of ``size`` entries. The trip count is traced, so that every chunk
+    runs one compiled loop body: the steps round alike however a run is chunked."""
+
     def loss_fn(p, k):
         return objective(eqx.combine(p, static), k)
 
-    def body(carry, i):
-        p, state = carry
+    def body(i, carry):
+        p, state, losses = carry
         loss, grads = eqx.filter_value_and_grad(loss_fn)(p, jax.random.fold_in(key, start + i))
         updates, state = optimizer.update(grads, state, p)
-        return (eqx.apply_updates(p, updates), state), loss
+        return eqx.apply_updates(p, updates), state, losses.at[i].set(loss)
 
-    (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), jnp.arange(length))
-    return params, opt_state, losses
+    losses = jnp.zeros((size,), jnp.result_type(float))
+    return jax.lax.fori_loop(0, length, body, (params, opt_state, losses))
 
 
-@eqx.filter_jit
-def _evaluate(params, static, objective, key):
+def _evaluation(params, static, objective, key):
     return objective(eqx.combine(params, static), key)
+
+
+_run_chunk = eqx.filter_jit(_chunk)
+_evaluate = eqx.filter_jit(_evaluation)
 
 
 def _open_log(path: Path, losses: np.ndarray):
@@ -114,6 +121,7 @@ def optimize(
     settings: dict | None = None,
     validation: Callable[[AbstractSchedule], jax.Array] | None = None,
     patience: int | None = None,
+    compiler_options: dict | None = None,
 ) -> OptimizeResult:
     """Minimise ``objective(schedule, key)`` over the schedule's floating-point parameters.
 
@@ -136,6 +144,10 @@ def optimize(
     ``patience`` validations in a row without a lower value (``num_iterations`` is then
     the number of steps run). Not combined with ``checkpoint_dir`` (the best iterate is
     not checkpointed).
+
+    ``compiler_options`` are XLA's, for the loop and the final evaluation (``None``: the
+    defaults); :func:`schedopt._compile.fast_compile_options` suits small problems, whose
+    loop runs in less time than XLA's optimisations take to compile.
 
     >>> from schedopt.schedules import Tangent
     >>> from schedopt.gaussian import Spectrum
@@ -174,11 +186,17 @@ def optimize(
         raise ValueError(
             f"schedule {type(schedule).__name__} has no floating-point parameters to optimise"
         )
+    run_chunk, evaluate = _run_chunk, _evaluate
+    if compiler_options:
+        run_chunk = filter_jit(_chunk, compiler_options)
+        evaluate = filter_jit(_evaluation, compiler_options)
     opt_state = optimizer.init(params)
     losses = np.empty((total,), dtype=np.float64)
     step, ckpt, log = 0, None, None
     try:
         if checkpoint_dir is not None:
+            from ..io.checkpoint import OptimizationCheckpointer  # orbax: only when checkpointing
+
             ckpt = OptimizationCheckpointer(checkpoint_dir, every=checkpoint_every)
             restored = ckpt.restore(
                 params=params, opt_state=opt_state, key=key, schedule=schedule, settings=settings
@@ -222,10 +240,18 @@ def optimize(
                 length = min(chunk, total - step)
                 if ckpt is not None:  # chunks end on checkpoint steps
                     length = min(length, ckpt.every - step % ckpt.every)
-                params, opt_state, chunk_losses = _run_chunk(
-                    params, static, opt_state, objective, optimizer, key, jnp.asarray(step), length
+                params, opt_state, chunk_losses = run_chunk(
+                    params,
+                    static,
+                    opt_state,
+                    objective,
+                    optimizer,
+                    key,
+                    jnp.asarray(step),
+                    jnp.asarray(length),
+                    min(chunk, total),
                 )
-                chunk_losses = np.asarray(chunk_losses, dtype=np.float64)
+                chunk_losses = np.asarray(chunk_losses, dtype=np.float64)[:length]
                 losses[step : step + length] = chunk_losses
                 if not np.all(np.isfinite(chunk_losses)):
                     bad = step + int(np.argmax(~np.isfinite(chunk_losses)))
@@ -257,7 +283,7 @@ def optimize(
                     break
         if best is not None:
             params = best[2]
-        final = float(_evaluate(params, static, objective, jax.random.fold_in(key, total)))
+        final = float(evaluate(params, static, objective, jax.random.fold_in(key, total)))
     finally:
         if log is not None:
             log.close()

@@ -17,7 +17,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_choice, check_positive_int, check_sigma_range
@@ -124,6 +123,8 @@ class AbstractSchedule(eqx.Module):
 
 
 def _invert_one(schedule: AbstractSchedule, target: Array) -> Array:
+    import optimistix as optx  # on first use: importing it takes a noticeable share of a run
+
     def residual(t, args):
         sched, lam = args
         return sched.logsnr(t) - lam

@@ -67,6 +67,19 @@ class EDM(AbstractEndpointSchedule):
         hi = self.sigma_max ** (1.0 / self.rho)
         return -2.0 * self.rho * jnp.log(lo + t * (hi - lo))
 
+    def t_of_logsnr(self, logsnr):
+        """Closed-form inverse ``t = (s^(1/rho) - s_min^(1/rho)) / (s_max^(1/rho) -
+        s_min^(1/rho))`` with ``s = exp(-lam / 2)``, clipped to ``[0, 1]``.
+
+        >>> s = EDM()
+        >>> round(float(s.t_of_logsnr(s.logsnr(0.3))), 5)
+        0.3
+        """
+        lam = jnp.asarray(logsnr, dtype=jnp.result_type(float))
+        lo = self.sigma_min ** (1.0 / self.rho)
+        hi = self.sigma_max ** (1.0 / self.rho)
+        return jnp.clip((jnp.exp(-lam / (2.0 * self.rho)) - lo) / (hi - lo), 0.0, 1.0)
+
 
 class LogSNRLinear(AbstractEndpointSchedule):
     """logSNR linear in ``t``; the same curve as k-diffusion's "exponential" (log-uniform sigma).

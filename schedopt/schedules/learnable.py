@@ -37,6 +37,7 @@ from .._checks import (
     check_positive_int,
     check_strictly_decreasing,
 )
+from .._compile import fast_jit
 from .._interp import pchip_slopes
 from .base import AbstractEndpointSchedule, AbstractSchedule, pin_ends
 
@@ -138,7 +139,7 @@ class AbstractKnotSchedule(AbstractEndpointSchedule):
         check_choice("placement", placement, ("adaptive", "uniform"))
         knots = _adaptive_knots(schedule, k) if placement == "adaptive" else None
         t = np.linspace(0.0, 1.0, k + 1) if knots is None else np.asarray(knots)
-        return cls.from_logsnr_values(schedule.logsnr(jnp.asarray(t)), knots=knots)
+        return cls.from_logsnr_values(_logsnr_at(schedule, jnp.asarray(t)), knots=knots)
 
     @classmethod
     def from_logsnr_values(cls, logsnrs, knots: tuple[float, ...] | None = None):
@@ -167,6 +168,18 @@ class AbstractKnotSchedule(AbstractEndpointSchedule):
         return cls(logits=jnp.zeros((k,)), **endpoints)
 
 
+# One-off evaluations of a schedule, each compiled as one program, quickly (op by op,
+# every primitive would be compiled on its own).
+@fast_jit
+def _logsnr_at(schedule: AbstractSchedule, t: Array) -> Array:
+    return schedule.logsnr(t)
+
+
+@fast_jit
+def _t_of_logsnr_at(schedule: AbstractSchedule, logsnr: Array) -> Array:
+    return schedule.t_of_logsnr(logsnr)
+
+
 def _adaptive_knots(schedule: AbstractSchedule, k: int) -> tuple[float, ...] | None:
     """``k + 1`` knot times: the union of ``k - k//2`` intervals uniform in ``t`` and
     ``k//2`` uniform in logSNR; where the two sets share times, the widest gaps are split
@@ -177,7 +190,7 @@ def _adaptive_knots(schedule: AbstractSchedule, k: int) -> tuple[float, ...] | N
     by_t = np.linspace(0.0, 1.0, k - half + 1)
     lam_max, lam_min = float(schedule.logsnr_max), float(schedule.logsnr_min)
     even_lam = lam_max + np.linspace(0.0, 1.0, half + 1) * (lam_min - lam_max)
-    by_lam = np.asarray(schedule.t_of_logsnr(jnp.asarray(even_lam[1:-1])), dtype=np.float64)
+    by_lam = np.asarray(_t_of_logsnr_at(schedule, jnp.asarray(even_lam[1:-1])), dtype=np.float64)
     times = np.unique(np.concatenate([by_t, np.clip(by_lam, 0.0, 1.0)]))
     times = times[np.concatenate([[True], np.diff(times) > 1e-6])]
     times[-1] = 1.0

@@ -57,6 +57,18 @@ class Tabulated(AbstractSchedule):
         t = jnp.asarray(t, dtype=self.logsnrs.dtype)
         return jnp.interp(self.t_to_timestep(t), jnp.arange(self.num_timesteps), self.logsnrs)
 
+    def t_of_logsnr(self, logsnr: ArrayLike) -> Array:
+        """Exact inverse of the piecewise-linear logSNR (no root finding), clipped to
+        ``[0, 1]``.
+
+        >>> sd = Tabulated.scaled_linear()
+        >>> round(float(sd.t_of_logsnr(sd.logsnr(0.3))), 5)
+        0.3
+        """
+        lam = jnp.asarray(logsnr, dtype=self.logsnrs.dtype)
+        steps = jnp.arange(self.num_timesteps, dtype=self.logsnrs.dtype)
+        return self.timestep_to_t(jnp.interp(lam, self.logsnrs[::-1], steps[::-1]))
+
     # ---- conversions ----------------------------------------------------------------
 
     def timestep_to_t(self, timestep: ArrayLike) -> Array:

@@ -159,3 +159,16 @@ def test_schedules_are_jittable():
     f = jax.jit(lambda s, t: s.logsnr(t))
     for s in ALL.values():
         np.testing.assert_allclose(f(s, 0.3), s.logsnr(0.3), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["edm", "edm-rho3", "scaled-linear"])
+def test_closed_form_inverses_match_bisection(name):
+    from schedopt.schedules.base import AbstractSchedule
+
+    schedule = ALL[name]
+    lam = schedule.logsnr(jnp.linspace(0.0, 1.0, 23))
+    lam = jnp.concatenate([lam, jnp.array([lam[0] + 1.0, lam[-1] - 1.0])])  # beyond the ends
+    closed = schedule.t_of_logsnr(lam)
+    bisection = AbstractSchedule.t_of_logsnr(schedule, lam)
+    np.testing.assert_allclose(closed, bisection, atol=2e-6)
+    assert float(closed[-2]) == 0.0 and float(closed[-1]) == 1.0

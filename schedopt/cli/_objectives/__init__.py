@@ -28,11 +28,14 @@ from ...objectives.base import AbstractObjective
 
 class ObjectiveSetup(NamedTuple):
     """What a plug-in's ``build`` returns: the objective, a data fingerprint for the card,
-    and reference schedules (name -> schedule) to compare against in the printed table."""
+    reference schedules (name -> schedule) to compare against in the printed table, and
+    whether the fit is small enough to compile quickly (:mod:`schedopt._compile`: its loop
+    then runs a few times slower, in less time than XLA's optimisations take)."""
 
     objective: AbstractObjective
     fingerprint: str | dict | None
     references: dict
+    fast_compile: bool = False
 
 
 def discover() -> dict[str, ModuleType]:

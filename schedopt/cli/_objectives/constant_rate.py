@@ -9,19 +9,7 @@ speed, integrate ``v^xi``, invert) is printed alongside as ``constant-rate-direc
 
 from __future__ import annotations
 
-from ...baselines import baseline_schedules
-from ...constant_rate import (
-    VARIABLES,
-    DataPrediction,
-    Frechet,
-    NoisePrediction,
-    combine,
-    digits_feature_map,
-    logsnr_grid,
-    tabulate_speed,
-)
-from ...data import DATASETS
-from ...objectives.constant_rate import ConstantRate
+from ...data.registry import DATASETS
 from .._common import (
     MAX_SAMPLES,
     dataset_denoiser,
@@ -31,6 +19,9 @@ from .._common import (
     parse_floats,
 )
 from . import ObjectiveSetup
+
+# The library (schedopt.constant_rate: flax, orbax) is imported by `build` only, so that
+# the command line's other objectives do not import it.
 
 NAME = "constant-rate"
 HELP = "P1: equal discrepancy (fd, x0 or eps measure) between neighbouring grid levels"
@@ -48,6 +39,8 @@ OPTIONS = (
     "measure_samples",
     "speed_points",
 )
+#: ``--speed-variable`` choices (:data:`schedopt.constant_rate.VARIABLES`, checked by a test)
+VARIABLES = ("alpha", "logsnr")
 
 
 def add_arguments(group) -> None:
@@ -148,6 +141,14 @@ def check_options(args) -> None:
 
 def build_measure(args):
     """The (possibly combined) measure named by ``--measure`` and its options."""
+    from ...constant_rate import (
+        DataPrediction,
+        Frechet,
+        NoisePrediction,
+        combine,
+        digits_feature_map,
+        logsnr_grid,
+    )
     from ...data import load_dataset
 
     names = measure_names(args)
@@ -183,6 +184,10 @@ def build_measure(args):
 
 
 def build(args) -> ObjectiveSetup:
+    from ...baselines import baseline_schedules
+    from ...constant_rate import tabulate_speed
+    from ...objectives.constant_rate import ConstantRate
+
     measure, dataset = build_measure(args)
     objective = ConstantRate(
         measure, num_steps=args.nfe, xi=args.xi, variable=args.speed_variable, final=args.final

@@ -24,14 +24,11 @@ import dataclasses
 from pathlib import Path
 
 from ..._checks import check_positive_int
-from ...baselines import baseline_schedules
-from ...data import load_dataset
-from ...models import GaussianMixtureDenoiser
-from ...objectives.discrepancy import discrepancy_objective
-from ...objectives.trajectory import TrajectoryMatching
-from ...sampling import SAMPLERS, make_sampler
 from .._common import MAX_SAMPLES, MAX_STEPS, int_range
 from . import ObjectiveSetup
+
+# The samplers (diffrax), data sets and models are imported when an objective is built, so
+# that the command line's other objectives do not import them.
 
 NAME = "trajectory"
 HELP = "distance of the N-step output to a many-step solve from the same noise (LD3)"
@@ -121,16 +118,23 @@ def check_options(args) -> None:
 
 def solver_names() -> tuple[str, ...]:
     """The samplers (:data:`schedopt.sampling.SAMPLERS`)."""
+    from ...sampling import SAMPLERS
+
     return tuple(SAMPLERS)
 
 
 def solver_fields(name: str) -> set[str]:
     """The fields of the sampler ``name`` (``eta`` and ``noise`` for ancestral, ...)."""
+    from ...sampling import make_sampler
+
     return {f.name for f in dataclasses.fields(make_sampler(name, 1))}
 
 
 def load_oracle(args):
     """``(denoiser, data, fingerprint)`` for ``--dataset``."""
+    from ...data import load_dataset
+    from ...models import GaussianMixtureDenoiser
+
     num_data = args.num_data
     ds = load_dataset(DATASETS[args.dataset], seed=args.seed, num_train=num_data, num_test=1)
     denoiser = GaussianMixtureDenoiser.from_mixture(ds.distribution)
@@ -206,6 +210,8 @@ def _digits_features(x):
 
 def build_sampler(args):
     """``--solver`` with ``--nfe`` steps and the solver options it has."""
+    from ...sampling import make_sampler
+
     fields = solver_fields(args.solver)
     options = {k: getattr(args, k) for k in ("eta", "kappa", "process", "noise") if k in fields}
     return make_sampler(args.solver, args.nfe, final=args.final, **options)
@@ -213,6 +219,10 @@ def build_sampler(args):
 
 def sample_objective_setup(args, name: str) -> ObjectiveSetup:
     """The set-up of any sample-based objective ``name`` from the parsed arguments."""
+    from ...baselines import baseline_schedules
+    from ...objectives.discrepancy import discrepancy_objective
+    from ...objectives.trajectory import TrajectoryMatching
+
     feature_map, event_shape = None, None
     if getattr(args, "torch_model", None):
         denoiser, data, fingerprint, feature_map = load_torch_target(args)
