@@ -280,6 +280,7 @@ CASES = [
     # ---- bench (--repeats 0 used to become 7) ----------------------------------------
     (["bench", "--repeats", "0"], 2, "argument --repeats: must be an integer from 1 to 1000"),
     (["bench", "--iterations", "0"], 2, "argument --iterations: must be an integer from 1"),
+    (["bench", "--kl-dim", "0"], 2, "argument --kl-dim: must be an integer from 1 to 10000000"),
     (["bench", "--sizes", "0"], 2, "--sizes must be integers from 1 to 10000000, got '0'"),
     (["bench", "--sizes", "1,x"], 2, "--sizes must be comma-separated integers, got '1,x'"),
     (["bench", "--steps", "100000"], 2, "--steps must be integers from 1 to 10000"),

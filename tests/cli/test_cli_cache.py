@@ -97,12 +97,13 @@ def test_optimize_imports_neither_the_sample_based_stack_nor_scikit_learn():
 
 
 def test_lazy_plugin_choices_match_the_library():
-    from schedopt.cli._objectives import constant_rate, score_work, trajectory
+    from schedopt.cli import optimize
+    from schedopt.cli._objectives import constant_rate, score_work
     from schedopt.constant_rate import VARIABLES
     from schedopt.sampling import NOISES
     from schedopt.score_optimal import COSTS, TRACES, VELOCITIES
 
-    assert constant_rate.VARIABLES == VARIABLES and trajectory.NOISES == NOISES
+    assert constant_rate.VARIABLES == VARIABLES and optimize.NOISES == NOISES
     assert (score_work.COSTS, score_work.TRACES, score_work.VELOCITIES) == (
         COSTS,
         TRACES,
