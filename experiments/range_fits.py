@@ -11,7 +11,10 @@ held-out sampling seeds (``HELD_OUT_SEED + i``, never used by any fit, search or
   search (``S_LO x S_HI``) scored by the cell's metric on separate search seeds;
 - fitted: for each sample-based objective, a 16-knot monotone cubic started from EDM rho = 7,
   on the fixed range [0.002, 80] (``<objective>``) and with the range learned inside
-  ``BOUNDS`` (``<objective>+range``, a :class:`~schedopt.schedules.RangedSchedule`).
+  ``BOUNDS`` (``<objective>+range``, a :class:`~schedopt.schedules.RangedSchedule`);
+  with ``--from-best``, also the range-learned fit started from the hand-made or searched
+  grid that the search seeds rank best (``<objective>+range@best``: a search, then a fit
+  that refines it; ``--resume --from-best`` adds these to finished cells).
 
 Objectives: ``trajectory`` (teacher pairs computed once: 64 Heun steps on [0.002, 80]),
 ``sliced-w2`` and ``mmd`` against training samples on the oracles; on the digits model
@@ -69,12 +72,25 @@ S_HI = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
 SEARCH_SAMPLES = 1000  # per candidate range of the grid search (one search seed)
 HELD_OUT_SEED = 10_000  # evaluation: HELD_OUT_SEED + i; range search: SEARCH_SEED + i
 SEARCH_SEED = 20_000
+#: The hand-made and searched grids (every other strategy is a fit).
+BASELINES = (
+    "edm-rho7", "logsnr-uniform", "cosine", "trailing", "constant-rate", "dp-kl", "edm-best-range"
+)  # fmt: skip
+
+
+def objectives_for_name(name: str) -> tuple[str, ...]:
+    if name == "digits-model":
+        return ("trajectory", "frechet", "sliced-w2")
+    return ("trajectory", "sliced-w2", "mmd")
 
 
 def objectives_for(target) -> tuple[str, ...]:
-    if target.name == "digits-model":
-        return ("trajectory", "frechet", "sliced-w2")
-    return ("trajectory", "sliced-w2", "mmd")
+    return objectives_for_name(target.name)
+
+
+def chosen_objectives(target, args) -> list[str]:
+    """The target's objectives, restricted to ``--objectives`` if given."""
+    return [o for o in objectives_for(target) if not args.objectives or o in args.objectives]
 
 
 def headline_metric(target) -> str:
@@ -127,7 +143,9 @@ def start_schedules():
     return base, ranged
 
 
-def cell_schedules(target, solver, n, args, fixed, search_metric):
+def baseline_pool(target, solver, n, fixed, search_metric, best_range=None):
+    """The hand-made and searched grids of a cell (``best_range``: the (s_lo, s_hi) of an
+    earlier grid search, which is then not run again)."""
     out, seconds = {}, {}
     for name in ("edm-rho7", "logsnr-uniform", "cosine"):
         out[name] = baseline_schedules(None, SIGMA_MIN, SIGMA_MAX)[name]
@@ -145,28 +163,72 @@ def cell_schedules(target, solver, n, args, fixed, search_metric):
     out["dp-kl"] = schedule_from_sigmas(dp_search(levels, cost, n).sigmas)
     seconds["dp-kl"] = time.perf_counter() - started
     started = time.perf_counter()
-    out["edm-best-range"], search = best_edm_range(search_metric)
+    if best_range is None:
+        out["edm-best-range"], search = best_edm_range(search_metric)
+    else:
+        lo, hi = best_range
+        out["edm-best-range"], search = EDM(sigma_min=lo, sigma_max=hi), None
     seconds["edm-best-range"] = time.perf_counter() - started
-    base, ranged = start_schedules()
-    sampler = make_sampler(solver, n)
-    for name in objectives_for(target):
-        for start, label in ((base, name), (ranged, f"{name}+range")):
-            started = time.perf_counter()
-            objective = build_objective(name, target, sampler, args.objective_batch, args.seed)
-            try:
-                result = optimize(
-                    start,
-                    objective,
-                    num_iterations=args.iterations,
-                    learning_rate=args.lr,
-                    seed=args.seed,
-                    progress=False,
-                )
-            except OptimizationError as e:
-                print(f"  {label} failed ({target.name} {solver} {n} steps): {e}", flush=True)
-                continue
-            out[label], seconds[label] = result.schedule, time.perf_counter() - started
     return out, seconds, search
+
+
+def cell_schedules(target, solver, n, args, fixed, search_metric):
+    out, seconds, search = baseline_pool(target, solver, n, fixed, search_metric)
+    base, ranged = start_schedules()
+    starts = {}
+    for name in chosen_objectives(target, args):
+        starts[name] = (name, base)
+        starts[f"{name}+range"] = (name, ranged)
+    fitted, fit_seconds = fit_all(target, solver, n, args, starts)
+    out.update(fitted)
+    seconds.update(fit_seconds)
+    return out, seconds, search
+
+
+def from_best_schedules(target, solver, n, args, pool, search_metric):
+    """``<objective>+range@best``: each objective's range-learned fit started from the grid
+    of ``pool`` the search seeds rank best (a search, then a fit that refines it)."""
+    started = time.perf_counter()
+    chosen, start = best_start(pool, search_metric)
+    pick = time.perf_counter() - started
+    starts = {f"{name}+range@best": (name, start) for name in chosen_objectives(target, args)}
+    out, seconds = fit_all(target, solver, n, args, starts)
+    return out, {k: v + pick for k, v in seconds.items()}, chosen
+
+
+def best_start(schedules: dict, score) -> tuple[str, object]:
+    """The hand-made or searched grid with the lowest ``score`` (search seeds, never the
+    held-out ones), as a ranged monotone cubic on its own range (a fit's start)."""
+    scores = {k: score(v) for k, v in schedules.items()}
+    name = min(scores, key=scores.get)
+    chosen = schedules[name]
+    shape = MonotoneCubic.from_schedule(chosen, 16)
+    sigma_range = (float(chosen.sigma_min), float(chosen.sigma_max))
+    return name, RangedSchedule.from_schedule(shape, BOUNDS, sigma_range)
+
+
+def fit_all(target, solver, n, args, starts: dict) -> tuple[dict, dict]:
+    """``label -> (objective name, start)``: each fitted by Adam through the solver."""
+    out, seconds = {}, {}
+    sampler = make_sampler(solver, n)
+    for label, (name, start) in starts.items():
+        started = time.perf_counter()
+        objective = build_objective(name, target, sampler, args.objective_batch, args.seed)
+        try:
+            result = optimize(
+                start,
+                objective,
+                num_iterations=args.iterations,
+                learning_rate=args.lr,
+                seed=args.seed,
+                progress=False,
+            )
+        except OptimizationError as e:
+            print(f"  {label} failed ({target.name} {solver} {n} steps): {e}", flush=True)
+            continue
+        out[label], seconds[label] = result.schedule, time.perf_counter() - started
+        print(f"  {label}: {seconds[label]:.0f} s", flush=True)
+    return out, seconds
 
 
 def best_edm_range(score):
@@ -185,7 +247,9 @@ def interval(values) -> dict:
     return {"mean": r["mean"], "ci95": r["ci95"], "seeds": r["values"]}
 
 
-def run_cell(target, solver, nfe, args, fixed) -> list[dict]:
+def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
+    """The rows of a cell; with ``existing`` rows (a finished cell), only the strategies
+    those lack (``+range@best`` with ``--from-best``)."""
     n = num_steps_for(solver, nfe)
     batch = args.eval_samples
     sample = _sampling_fn(target, solver, n, batch)
@@ -197,7 +261,21 @@ def run_cell(target, solver, nfe, args, fixed) -> list[dict]:
         x = np.asarray(search_sample(schedule, jax.random.key(seed)))
         return sample_metrics(target, x, jax.random.key(seed + 1))[metric]
 
-    schedules, seconds, search = cell_schedules(target, solver, n, args, fixed, score)
+    done = {r["strategy"]: r for r in existing}
+    if not done:
+        schedules, seconds, search = cell_schedules(target, solver, n, args, fixed, score)
+    else:
+        schedules, seconds, search = {}, {}, None
+    chosen = None
+    if args.from_best and not any(k.endswith("@best") for k in done):
+        if done:
+            best_range = done["edm-best-range"]["search"]["best"]
+            pool, _, _ = baseline_pool(target, solver, n, fixed, score, best_range)
+        else:
+            pool = {k: v for k, v in schedules.items() if k in BASELINES}
+        fitted, fit_seconds, chosen = from_best_schedules(target, solver, n, args, pool, score)
+        schedules.update(fitted)
+        seconds.update(fit_seconds)
     rows = []
     for strategy, schedule in schedules.items():
         per_seed = [
@@ -216,11 +294,14 @@ def run_cell(target, solver, nfe, args, fixed) -> list[dict]:
             strategy=strategy,
             build_s=seconds[strategy],
             sigma_range=[float(schedule.sigma_min), float(schedule.sigma_max)],
+            iterations=args.iterations if strategy not in BASELINES else None,
         )
         for m in per_seed[0]:
             row[m] = interval([p[m] for p in per_seed])
         if strategy == "edm-best-range":
             row["search"] = search
+        if strategy.endswith("@best"):
+            row["start"] = chosen
         rows.append(row)
     return rows
 
@@ -229,25 +310,32 @@ def run_cell(target, solver, nfe, args, fixed) -> list[dict]:
 
 
 def summarize(rows) -> dict:
+    """Per cell: the best hand-made or searched grid, the best fit and their ratio (the
+    sample-objective goal is at most 0.8), and per objective whether a range-learned fit
+    (from EDM rho = 7 or from the best grid) beats the same fit on [0.002, 80], the
+    trailing grid and EDM on the best range found by the grid search."""
     cells = {}
     for r in rows:
         cells.setdefault((r["target"], r["solver"], r["nfe"]), {})[r["strategy"]] = r
-    out = {"cells": [], "range_wins": 0, "range_cells": 0}
-    hand = ("edm-rho7", "logsnr-uniform", "cosine", "trailing", "constant-rate", "dp-kl")
+    out = {"cells": [], "range_wins": 0, "range_cells": 0, "goal_cells": 0, "goal_met": 0}
     for (target, solver, nfe), cell in sorted(cells.items()):
         metric = "fd" if target == "digits-model" else "sw2"
         value = {k: v[metric]["mean"] for k, v in cell.items()}
-        best_base = min((k for k in hand + ("edm-best-range",) if k in value), key=value.get)
-        fits = [k for k in value if k.endswith("+range")]
+        best_base = min((k for k in BASELINES if k in value), key=value.get)
         entry = dict(target=target, solver=solver, nfe=nfe, metric=metric, best_baseline=best_base)
         entry["best_baseline_value"] = value[best_base]
         per_objective = {}
-        for fit in fits:
-            name = fit[: -len("+range")]
+        for name in dict.fromkeys(k.split("+")[0] for k in value if k not in BASELINES):
+            ranged = {k: value[k] for k in (f"{name}+range", f"{name}+range@best") if k in value}
+            if not ranged:
+                continue
             rivals = {k: value[k] for k in (name, "trailing", "edm-best-range") if k in value}
-            wins = value[fit] < min(rivals.values())
+            fit = min(ranged, key=ranged.get)
+            wins = ranged[fit] < min(rivals.values())
             per_objective[name] = dict(
-                range=value[fit],
+                range=value.get(f"{name}+range"),
+                range_from_best=value.get(f"{name}+range@best"),
+                start=cell.get(f"{name}+range@best", {}).get("start"),
                 fixed=value.get(name),
                 trailing=value.get("trailing"),
                 edm_best_range=value.get("edm-best-range"),
@@ -257,11 +345,14 @@ def summarize(rows) -> dict:
             out["range_cells"] += 1
             out["range_wins"] += int(wins)
         entry["objectives"] = per_objective
-        best_fit = min(fits + [f[: -len("+range")] for f in fits if f[: -len("+range")] in value],
-                       key=value.get, default=None)  # fmt: skip
-        if best_fit is not None:
+        fits = [k for k in value if k not in BASELINES]
+        if fits:
+            best_fit = min(fits, key=value.get)
             entry["best_fit"], entry["best_fit_value"] = best_fit, value[best_fit]
+            entry["best_fit_s"] = cell[best_fit]["build_s"]
             entry["ratio_to_best_baseline"] = value[best_fit] / value[best_base]
+            out["goal_cells"] += 1
+            out["goal_met"] += int(entry["ratio_to_best_baseline"] <= 0.8)
         out["cells"].append(entry)
     return out
 
@@ -310,6 +401,18 @@ def main(argv=None):
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--resume", action="store_true")
     p.add_argument("--summarize", default=None, help="comma-separated rows.jsonl files to merge")
+    p.add_argument(
+        "--from-best",
+        action="store_true",
+        help="also fit each objective with the range learned from the best hand-made or "
+        "searched grid on the search seeds (<objective>+range@best); adds these to "
+        "finished cells with --resume",
+    )
+    p.add_argument(
+        "--objectives",
+        default=None,
+        help="comma-separated subset of the target's objectives to fit (default all)",
+    )
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -321,15 +424,27 @@ def main(argv=None):
     args.targets = _choices("--targets", args.targets, TARGETS)
     args.solvers = _choices("--solvers", args.solvers, SAMPLERS)
     args.nfe = _ints("--nfe", args.nfe)
+    if args.objectives is not None:
+        known = sorted({o for t in ("ring", "digits-model") for o in objectives_for_name(t)})
+        args.objectives = _choices("--objectives", args.objectives, known)
     if args.smoke:
         args.seeds, args.eval_samples, args.iterations, args.objective_batch = 2, 256, 5, 64
     path = out / "rows.jsonl"
     rows = read_rows([path]) if args.resume and path.exists() else []
     if not args.resume and path.exists():
         path.unlink()
-    finished = {(r["target"], r["solver"], r["nfe"]) for r in rows}
+    by_cell = {}
+    for r in rows:
+        by_cell.setdefault((r["target"], r["solver"], r["nfe"]), []).append(r)
+
+    def pending(cell) -> bool:
+        have = by_cell.get(cell)
+        if not have:
+            return True
+        return args.from_best and not any(r["strategy"].endswith("@best") for r in have)
+
     for name in args.targets:
-        todo = [(s, n) for s in args.solvers for n in args.nfe if (name, s, n) not in finished]
+        todo = [(s, n) for s in args.solvers for n in args.nfe if pending((name, s, n))]
         if not todo:
             continue
         target = make_target(name, Path(args.model), 2000 if name != "digits-model" else 360)
@@ -338,7 +453,7 @@ def main(argv=None):
             args.eval_samples = min(args.eval_samples, 1000)
         for solver, nfe in todo:
             started = time.perf_counter()
-            cell = run_cell(target, solver, nfe, args, fixed)
+            cell = run_cell(target, solver, nfe, args, fixed, by_cell.get((name, solver, nfe), ()))
             with path.open("a") as f:
                 f.write("".join(json.dumps(r) + "\n" for r in cell))
             rows += cell

@@ -1,0 +1,51 @@
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+EXPERIMENTS = Path(__file__).parents[2] / "experiments"
+
+
+@pytest.fixture(scope="module")
+def range_fits():
+    sys.path.insert(0, str(EXPERIMENTS))  # it imports its helpers from nfe_sweep
+    try:
+        spec = importlib.util.spec_from_file_location("range_fits", EXPERIMENTS / "range_fits.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+
+
+@pytest.mark.slow
+def test_smoke_cell_then_fits_from_the_best_grid_added_on_resume(range_fits, tmp_path):
+    argv = ["--smoke", "--targets", "ring", "--solvers", "euler", "--nfe", "3"]
+    range_fits.main([*argv, "--out", str(tmp_path)])
+
+    def strategies():
+        lines = (tmp_path / "rows.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines if line]
+
+    first = strategies()
+    names = {r["strategy"] for r in first}
+    assert set(range_fits.BASELINES) <= names
+    assert {"trajectory", "trajectory+range", "sliced-w2+range", "mmd+range"} <= names
+    assert all(r["sw2"]["mean"] > 0 and len(r["sw2"]["seeds"]) == 2 for r in first)
+    # a resumed run adds only the fits started from the best grid of the search seeds
+    range_fits.main([*argv, "--out", str(tmp_path), "--resume", "--from-best"])
+    added = strategies()[len(first) :]
+    assert {r["strategy"] for r in added} == {
+        f"{o}+range@best" for o in ("trajectory", "sliced-w2", "mmd")
+    }
+    assert all(r["start"] in range_fits.BASELINES for r in added)
+    lo, hi = range_fits.BOUNDS
+    assert all(lo <= r["sigma_range"][0] < r["sigma_range"][1] <= hi for r in added)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (cell,) = summary["cells"]
+    assert cell["best_baseline"] in range_fits.BASELINES
+    assert cell["objectives"]["mmd"]["range_from_best"] is not None
+    assert summary["goal_cells"] == 1
