@@ -88,6 +88,7 @@ CASES = [
     ([*OPT, "--process", "ve"], 2, "--process does not apply to --solver euler"),
     ([*OPT, "--process", "flow"], 2, "argument --process: invalid choice: 'flow'"),
     ([*OPT, "--solver", "euler-maruyama", "--noise", "uniform"], 2, "(solvers that take it: none)"),
+    ([*TJ, "--init", "exact"], 2, "--init exact needs clean data samples, which --objective tra"),
     ([*TJ, "--noise", "pink"], 2, "argument --noise: invalid choice: 'pink'"),
     ([*TJ, "--solver", "heun", "--noise", "uniform"], 2, "--noise does not apply to --solver heun"),
     # ---- optimize: gaussian-kl -------------------------------------------------------

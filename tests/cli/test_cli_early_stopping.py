@@ -12,6 +12,7 @@ def test_trajectory_stops_early_and_records_the_kept_step(tmp_path, capsys):
     assert main([*argv, "--out", str(out)]) == 0
     settings = load_card(out / "schedule.json")["settings"]
     assert settings["patience"] == 1
+    assert settings["init"] == "ve"  # teacher pairs start from noise: the default's real value
     run, kept = settings["iterations_run"], settings["best_step"]
     assert kept % 50 == 0 and kept <= run <= 300
     assert run == 300 or run == kept + 50  # stopped one chunk after the best

@@ -217,6 +217,24 @@ def build_sampler(args):
     return make_sampler(args.solver, args.nfe, final=args.final, **options)
 
 
+def effective_init(args, name: str, time_input: str | None) -> str:
+    """The initial-noise convention the objective uses, written back to ``args.init`` so
+    that the card records it. ``exact`` (draw from the diffused data) needs clean samples:
+    a network (``time_input`` not None) has none, and teacher pairs start from noise, so
+    there the default becomes ``ve`` (or ``vp`` for a VP-conditioned network); ``--init
+    exact`` given explicitly is refused."""
+    if args.init != "exact" or (name != "trajectory" and time_input is None):
+        return args.init
+    where = "--objective trajectory" if name == "trajectory" else "--torch-model"
+    if "init" in getattr(args, "given", ()):
+        raise ValueError(
+            f"--init exact needs clean data samples, which {where} has not; "
+            "give --init ve or --init vp"
+        )
+    args.init = "vp" if time_input not in (None, "sigma", "edm") else "ve"
+    return args.init
+
+
 def sample_objective_setup(args, name: str) -> ObjectiveSetup:
     """The set-up of any sample-based objective ``name`` from the parsed arguments."""
     from ...baselines import baseline_schedules
@@ -232,9 +250,7 @@ def sample_objective_setup(args, name: str) -> ObjectiveSetup:
     else:
         denoiser, data, fingerprint = load_oracle(args)
     sampler = build_sampler(args)
-    init = args.init
-    if event_shape is not None and init == "exact":  # a network has no clean samples to start from
-        init = "ve" if denoiser.time_input in ("sigma", "edm") else "vp"
+    init = effective_init(args, name, None if event_shape is None else denoiser.time_input)
     if name == "trajectory":
         objective = TrajectoryMatching(
             denoiser,
@@ -242,7 +258,7 @@ def sample_objective_setup(args, name: str) -> ObjectiveSetup:
             num_pairs=args.num_pairs,
             batch_size=args.batch_size,
             event_shape=event_shape,
-            init="vp" if init == "vp" else "ve",  # teacher pairs start from VE or VP noise
+            init=init,
             seed=args.seed,
             reference_steps=args.reference_steps,
         )
