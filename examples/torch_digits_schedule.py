@@ -46,7 +46,7 @@ import numpy as np
 
 from schedopt.data.digits import load_digits
 from schedopt.integrations.torch_models import digits_unet, load_torch_denoiser
-from schedopt.metrics import frechet_distance
+from schedopt.metrics import frechet_distance, mean_interval
 from schedopt.metrics.classifier import digits_features
 from schedopt.objectives import Frechet
 from schedopt.optimize import optimize
@@ -183,11 +183,9 @@ def make_scorer(denoiser, num_samples: int):
 
 
 def interval(values) -> dict:
-    from scipy import stats
-
-    v = np.asarray(values, dtype=np.float64)
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-    return {"mean": float(v.mean()), "ci95": [float(v.mean()) - half, float(v.mean()) + half]}
+    """Mean and 95% t-interval ``[lo, hi]`` (:func:`schedopt.metrics.mean_interval`)."""
+    r = mean_interval(values)
+    return {"mean": r["mean"], "ci95": [r["mean"] - r["ci95"], r["mean"] + r["ci95"]]}
 
 
 # ---- 3. fitting --------------------------------------------------------------------------
