@@ -36,6 +36,14 @@ class AbstractObjective(eqx.Module):
     def __call__(self, schedule: AbstractSchedule, key: PRNGKeyArray) -> Scalar | Array:
         """The loss of ``schedule`` (``key`` drives any Monte Carlo estimate)."""
 
+    @property
+    def host_loop(self) -> bool:
+        """Whether :func:`~schedopt.optimize.optimize` should drive this objective's steps
+        from Python, one compiled step each, rather than in a compiled loop (true for
+        objectives that run a network: XLA's CPU backend differentiates convolutions
+        inside loops several times slower)."""
+        return False
+
     def describe(self) -> dict:
         """JSON-able settings, recorded in schedule cards and logs.
 

@@ -101,6 +101,11 @@ class SumOverBudgets(AbstractObjective):
     objectives: tuple[AbstractObjective, ...]
     reduction: str = eqx.field(static=True, default="log")
 
+    @property
+    def host_loop(self) -> bool:
+        """Whether any budget's objective steps from the host (see the base class)."""
+        return any(o.host_loop for o in self.objectives)
+
     def __check_init__(self):
         if not self.objectives or not all(
             isinstance(o, AbstractObjective) for o in self.objectives

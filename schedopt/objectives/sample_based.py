@@ -35,6 +35,13 @@ class AbstractSampleObjective(AbstractObjective):
     init: AbstractVar[str]
     mesh: AbstractVar[Mesh | None]
 
+    @property
+    def host_loop(self) -> bool:
+        """True: a step samples through the denoiser, typically a network whose backward
+        pass XLA's CPU backend runs several times slower inside a compiled loop (on an
+        oracle the host loop costs one dispatch a step, well under a millisecond)."""
+        return True
+
     def _check_sample_settings(self) -> None:
         if not isinstance(self.sampler, AbstractSampler):
             raise ValueError(f"`sampler` must be an AbstractSampler, got sampler={self.sampler!r}")

@@ -38,6 +38,9 @@ from ..objectives.base import AbstractObjective
 from ..objectives.budgets import BudgetRanges
 from ..schedules.base import AbstractSchedule
 
+#: ``optimize(loop=...)`` values.
+LOOPS = ("auto", "device", "host")
+
 
 class OptimizationError(RuntimeError):
     """The loss or the parameters became non-finite."""
@@ -85,11 +88,41 @@ def _chunk(params, static, opt_state, objective, optimizer, key, start, length, 
     return jax.lax.fori_loop(0, length, body, (params, opt_state, losses))
 
 
+def _step(params, static, opt_state, objective, optimizer, key, i):
+    """Step ``i``: the loss and one optimizer update (the body of :func:`_chunk`)."""
+
+    def loss_fn(p):
+        return objective(eqx.combine(p, static), jax.random.fold_in(key, i))
+
+    loss, grads = eqx.filter_value_and_grad(loss_fn)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return eqx.apply_updates(params, updates), opt_state, loss
+
+
+def _host_chunk(step):
+    """A chunk driven from Python: ``length`` calls of the compiled ``step``. XLA's CPU
+    backend runs the backward pass of convolutions inside a loop several times slower
+    than outside one (a digits U-Net fit: 18.8 s against 5.8 s a step), so a fit through
+    a network steps from the host; one dispatch a step costs microseconds against seconds."""
+
+    def chunk(params, static, opt_state, objective, optimizer, key, start, length, size):
+        losses = []
+        for i in range(int(length)):
+            params, opt_state, loss = step(
+                params, static, opt_state, objective, optimizer, key, start + i
+            )
+            losses.append(loss)
+        return params, opt_state, jnp.stack(losses)
+
+    return chunk
+
+
 def _evaluation(params, static, objective, key):
     return objective(eqx.combine(params, static), key)
 
 
 _run_chunk = eqx.filter_jit(_chunk)
+_run_step = eqx.filter_jit(_step)
 _evaluate = eqx.filter_jit(_evaluation)
 
 
@@ -122,6 +155,7 @@ def optimize(
     validation: Callable[[AbstractSchedule], jax.Array] | None = None,
     patience: int | None = None,
     compiler_options: dict | None = None,
+    loop: str = "auto",
 ) -> OptimizeResult:
     """Minimise ``objective(schedule, key)`` over the schedule's floating-point parameters.
 
@@ -144,6 +178,12 @@ def optimize(
     ``patience`` validations in a row without a lower value (``num_iterations`` is then
     the number of steps run). Not combined with ``checkpoint_dir`` (the best iterate is
     not checkpointed).
+
+    ``loop``: ``"device"`` runs each chunk as one compiled ``fori_loop``; ``"host"`` calls
+    one compiled step per iteration from Python (for objectives that sample through a
+    network, whose convolutions' backward pass XLA's CPU backend runs several times
+    slower inside a loop); ``"auto"`` (default) is ``"host"`` when
+    ``objective.host_loop`` says so. Both give the same iterates up to rounding.
 
     ``compiler_options`` are XLA's, for the loop and the final evaluation (``None``: the
     defaults); :func:`schedopt._compile.fast_compile_options` suits small problems, whose
@@ -186,9 +226,13 @@ def optimize(
         raise ValueError(
             f"schedule {type(schedule).__name__} has no floating-point parameters to optimise"
         )
-    run_chunk, evaluate = _run_chunk, _evaluate
+    if loop not in LOOPS:
+        raise ValueError(f"`loop` must be one of {', '.join(LOOPS)}, got loop={loop!r}")
+    host = loop == "host" or (loop == "auto" and bool(getattr(objective, "host_loop", False)))
+    run_chunk, evaluate = (_host_chunk(_run_step) if host else _run_chunk), _evaluate
     if compiler_options:
-        run_chunk = filter_jit(_chunk, compiler_options)
+        step = filter_jit(_step, compiler_options)
+        run_chunk = _host_chunk(step) if host else filter_jit(_chunk, compiler_options)
         evaluate = filter_jit(_evaluation, compiler_options)
     opt_state = optimizer.init(params)
     losses = np.empty((total,), dtype=np.float64)

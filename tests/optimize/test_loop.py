@@ -55,6 +55,7 @@ def test_non_finite_loss_is_reported_with_its_step():
         (dict(num_iterations=0), "num_iterations=0"),
         (dict(learning_rate=-1.0), "learning_rate"),
         (dict(chunk_size=0), "chunk_size=0"),
+        (dict(loop="gpu"), "`loop` must be one of auto, device, host, got loop='gpu'"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -124,3 +125,33 @@ def test_early_stopping_returns_the_best_validated_iterate():
 def test_bad_validation_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         optimize(MonotoneCubic.uniform(4), OBJECTIVE, progress=False, **kwargs)
+
+
+def test_host_and_device_loops_take_the_same_steps():
+    objective = GaussianKL(Spectrum([0.5, 2.0]), num_steps=6, final="min")
+    start = MonotoneCubic.from_schedule(EDM(), 6)
+    runs = {
+        loop: optimize(
+            start, objective, num_iterations=120, chunk_size=50, progress=False, loop=loop
+        )  # fmt: skip
+        for loop in ("device", "host")
+    }
+    np.testing.assert_allclose(runs["host"].losses, runs["device"].losses, rtol=1e-5)
+    np.testing.assert_allclose(
+        runs["host"].schedule.logits, runs["device"].schedule.logits, rtol=1e-4, atol=1e-6
+    )
+    assert runs["host"].num_iterations == 120
+
+
+def test_objectives_that_run_a_sampler_step_from_the_host():
+    from schedopt.data import load_dataset
+    from schedopt.models import GaussianMixtureDenoiser
+    from schedopt.objectives import SlicedWasserstein, SumOverBudgets
+    from schedopt.sampling import make_sampler
+
+    ds = load_dataset("ring", num_train=64, num_test=1)
+    denoiser = GaussianMixtureDenoiser.from_mixture(ds.distribution)
+    sample = SlicedWasserstein(denoiser, make_sampler("euler", 3), ds.train, batch_size=16)
+    kl = GaussianKL(Spectrum([1.0]), num_steps=3)
+    assert sample.host_loop and not kl.host_loop
+    assert SumOverBudgets((kl, sample)).host_loop and not SumOverBudgets((kl,)).host_loop
