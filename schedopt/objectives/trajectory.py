@@ -215,6 +215,12 @@ class TrajectoryMatching(AbstractObjective):
     def __call__(self, schedule: AbstractSchedule, key) -> Array:
         return self._loss(schedule, *self.batch(key))
 
+    @property
+    def host_loop(self) -> bool:
+        """True: a step runs the student sampler through the denoiser (see
+        :attr:`AbstractObjective.host_loop`)."""
+        return True
+
     def validation_loss(self, schedule: AbstractSchedule) -> Array:
         """The loss on the held-out pairs (no slack, all of them).
 

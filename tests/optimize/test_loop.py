@@ -154,4 +154,8 @@ def test_objectives_that_run_a_sampler_step_from_the_host():
     sample = SlicedWasserstein(denoiser, make_sampler("euler", 3), ds.train, batch_size=16)
     kl = GaussianKL(Spectrum([1.0]), num_steps=3)
     assert sample.host_loop and not kl.host_loop
+    from schedopt.objectives import TrajectoryMatching
+
+    pairs = TrajectoryMatching(denoiser, make_sampler("euler", 3), num_pairs=8, reference_steps=4)
+    assert pairs.host_loop
     assert SumOverBudgets((kl, sample)).host_loop and not SumOverBudgets((kl,)).host_loop
