@@ -153,7 +153,6 @@ def register(subparsers, argv=()) -> None:
             "command line is parsed"
         )
 
-    objective_value.__name__ = "objective"  # argparse's name for the type in its messages
     p = subparsers.add_parser(
         "optimize",
         help="learn a schedule (default: digits spectrum, 10 NFE, Euler, Gaussian KL)",

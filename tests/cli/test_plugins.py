@@ -11,7 +11,7 @@ import pytest
 
 from schedopt.cli import build_parser, main
 from schedopt.cli._objectives import ENTRY_POINT_GROUP, check_plugin, entry_points, load_plugin
-from schedopt.cli.optimize import OBJECTIVES, shaping_options
+from schedopt.cli.optimize import OBJECTIVES, plugin_of, shaping_options
 from schedopt.io.card import load_card
 
 HERE = Path(__file__).resolve().parent
@@ -136,3 +136,10 @@ def test_the_readme_example_is_this_plugin():
     section = readme[readme.index("## Write your own objective") :]
     block = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     assert block == (HERE / "energy_plugin.py").read_text()
+
+
+def test_a_plugin_not_loaded_from_the_command_line_is_named():
+    args = parse(["optimize"])
+    args.objective = "energy_plugin"  # e.g. taken from a checkpoint on --resume
+    with pytest.raises(ValueError, match="'energy_plugin' was not loaded .* give --objective"):
+        plugin_of(args)

@@ -20,7 +20,8 @@ Plug-ins come from three places (:func:`load_plugin`):
 - the modules of this package, discovered automatically (:func:`discover`), so adding a
   built-in objective touches no other file;
 - the entry-point group :data:`ENTRY_POINT_GROUP` of installed distributions, each entry
-  point loading a plug-in (``--objective`` takes the entry point's name);
+  point loading a plug-in (``--objective`` takes the entry point's name; a built-in
+  name is not overridden);
 - a module on the command line, ``--objective module``, ``package.module`` or
   ``package.module:attribute`` (imported from the Python path).
 """
