@@ -24,7 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COUNTS = ("passed", "failed", "errors", "skipped", "deselected")
 # groups that take longest (measured), started first so that they do not finish last alone
-LONG_FIRST = ("tests/sampling", "tests/objectives", "tests/schedules", "tests/search")
+LONG_FIRST = (
+    "tests/sampling",
+    "tests/objectives",
+    "tests/test_doctests.py",
+    "tests/schedules",
+    "tests/search",
+)
 
 
 def groups() -> list[str]:

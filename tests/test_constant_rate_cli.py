@@ -1,4 +1,5 @@
-"""``schedopt optimize --objective constant-rate`` and the doctests of the P1 modules."""
+"""``schedopt optimize --objective constant-rate`` (the doctests of the P1 modules run in
+tests/test_doctests.py)."""
 
 import json
 
@@ -61,17 +62,3 @@ def test_bad_options_give_clear_errors(tmp_path, capsys):
         ["optimize", "--objective", "constant-rate", "--measure", "x0", "--out", str(tmp_path)]
     )
     assert code == 2 and "--measure-denoiser" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_doctests_of_constant_rate_modules():
-    import doctest
-
-    import schedopt.cli._objectives.constant_rate as plugin
-    import schedopt.constant_rate as package
-    import schedopt.objectives.constant_rate as objective
-    from schedopt.constant_rate import features, measures, predictions, speed
-
-    for module in (package, measures, predictions, features, speed, objective, plugin):
-        result = doctest.testmod(module)
-        assert result.failed == 0, module.__name__

@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module of this package and exposes
 ``register(subparsers)``, which adds an ``argparse`` sub-parser whose ``func`` default is
-the function to run with the parsed arguments (returning an exit code). Modules are
+the function to run with the parsed arguments (returning an exit code); a subcommand
+whose options depend on the command line takes ``register(subparsers, argv)`` (``optimize``:
+an ``--objective`` plug-in module adds its own options). Modules are
 discovered automatically, so adding a subcommand touches no other file; a run imports only
 the module of its own subcommand (``schedopt --help`` imports them all).
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import inspect
 import pkgutil
 import re
 import sys
@@ -38,6 +41,16 @@ _UNSET = object()
 _NEGATIVE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
 
 
+def __getattr__(name):
+    # ``ObjectiveSetup``, what an objective plug-in's ``build`` returns, is defined with the
+    # plug-ins (importing it imports equinox, which ``schedopt --help`` does not need).
+    if name == "ObjectiveSetup":
+        from ._objectives import ObjectiveSetup
+
+        return ObjectiveSetup
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def command_names() -> list[str]:
     """The subcommands, one per public module of this package.
 
@@ -48,8 +61,12 @@ def command_names() -> list[str]:
     return sorted(name for name in names if not name.startswith("_"))
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every subcommand, or only of ``command`` (its module alone imported)."""
+def build_parser(command: str | None = None, argv: list[str] = ()) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or only of ``command`` (its module alone imported).
+
+    ``argv``, the command line to parse, goes to the ``register`` of the subcommands whose
+    options depend on it (``register(subparsers, argv)``: ``optimize --objective
+    package.module`` loads that plug-in, which adds its own options)."""
     parser = argparse.ArgumentParser(
         prog="schedopt",
         description="Learn diffusion noise schedules and sampling discretisations.",
@@ -58,7 +75,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     names = command_names()
     for name in [command] if command in names else names:
         module = importlib.import_module(f"{__name__}.{name}")
-        module.register(sub)
+        if "argv" in inspect.signature(module.register).parameters:
+            module.register(sub, argv=argv)
+        else:
+            module.register(sub)
     for command in sub.choices.values():
         command.add_argument(
             X64_FLAG,
@@ -178,7 +198,7 @@ def _command_in(argv: list[str]) -> str | None:
 
 
 def _run(argv: list[str]) -> int:
-    parser = build_parser(_command_in(argv))
+    parser = build_parser(_command_in(argv), argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse has printed the usage and the error (or --help)

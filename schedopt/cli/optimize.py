@@ -48,7 +48,7 @@ from ._common import (
     noise_range,
     working_dtype,
 )
-from ._objectives import discover
+from ._objectives import as_setup, discover, entry_points, load_plugin
 from ._rundir import RunDirectory, check_run_dir
 
 LEARNABLE = {
@@ -61,7 +61,8 @@ FIXED = tuple(
     n for n in FAMILIES if n not in LEARNABLE and {"sigma_min", "sigma_max"} <= family_parameters(n)
 )
 
-#: ``--objective`` name -> plug-in module (see ``schedopt/cli/_objectives``).
+#: ``--objective`` name -> built-in plug-in module (see ``schedopt/cli/_objectives``;
+#: a run's own table, with any plug-in from elsewhere, is ``args.plugins``).
 OBJECTIVES = discover()
 
 REFERENCE_LABELS = dict(BASELINES, **{"asymptotic-optimum": "Euler-Maclaurin optimum (P0)"})
@@ -85,7 +86,7 @@ NOT_SHAPING = frozenset(
 )
 
 PLUGIN_OPTIONS: dict[str, tuple[str, ...]] = {}
-"""``--objective`` name -> the destinations of the options its plug-in adds."""
+"""``--objective`` name -> the destinations of the options its built-in plug-in adds."""
 
 
 class _Recorder:
@@ -105,18 +106,70 @@ def flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
-def register(subparsers) -> None:
+def objective_in(argv) -> str | None:
+    """The ``--objective`` value that ``argv`` gives (the last one, as argparse takes it),
+    read before parsing so that a plug-in from elsewhere can add its options first.
+
+    >>> objective_in(["optimize", "--objective", "mmd", "--objective=mypkg.energy"])
+    'mypkg.energy'
+    >>> objective_in(["optimize", "--nfe", "4"]) is None
+    True
+    """
+    value = None
+    for i, token in enumerate(argv):
+        if token == "--":
+            break
+        if token == "--objective" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif token.startswith("--objective="):
+            value = token.partition("=")[2]
+    return value
+
+
+def register(subparsers, argv=()) -> None:
+    """Add ``optimize``. ``argv`` is the command line: an ``--objective`` there that is not
+    built in (an entry point of ``schedopt.objectives`` or a module path) is loaded now,
+    and its options are added beside the built-in plug-ins' ones."""
+    chosen = objective_in(argv)
+    plugins = dict(OBJECTIVES)
+    failure = None
+    if chosen is not None and chosen not in plugins:
+        try:
+            plugins[chosen] = load_plugin(chosen, OBJECTIVES, option="")
+        except ValueError as e:
+            failure = str(e)
+
+    def objective_value(value: str) -> str:
+        if value in plugins:
+            return value
+        if value == chosen and failure is not None:
+            raise argparse.ArgumentTypeError(failure)
+        try:
+            load_plugin(value, OBJECTIVES, option="")
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        raise argparse.ArgumentTypeError(  # a plug-in given in a form the pre-parse missed
+            f"write --objective {value} in full: a plug-in's options are added before the "
+            "command line is parsed"
+        )
+
     p = subparsers.add_parser(
         "optimize",
         help="learn a schedule (default: digits spectrum, 10 NFE, Euler, Gaussian KL)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    declared = [f"{name}: plug-in {ep.value}" for name, ep in entry_points().items()]
     p.add_argument(
         "--objective",
         default="gaussian-kl",
-        choices=tuple(OBJECTIVES),
-        help="; ".join(f"{name}: {module.HELP}" for name, module in OBJECTIVES.items()),
+        type=objective_value,
+        metavar="OBJECTIVE",
+        help="; ".join(
+            [f"{name}: {module.HELP}" for name, module in OBJECTIVES.items()]
+            + declared
+            + ["or a plug-in module, package.module or package.module:attribute"]
+        ),
     )
     p.add_argument(
         "--nfe",
@@ -192,7 +245,44 @@ def register(subparsers) -> None:
         group = _Recorder(p.add_argument_group(f"--objective {name}"))
         module.add_arguments(group)
         PLUGIN_OPTIONS[name] = tuple(group.dests)
-    p.set_defaults(func=run)
+    if chosen in plugins and chosen not in OBJECTIVES:
+        failure = add_plugin_arguments(p, chosen, plugins[chosen])
+        if failure is not None:
+            del plugins[chosen]
+    p.set_defaults(func=run, plugins=plugins)
+
+
+def add_plugin_arguments(parser, value: str, plugin) -> str | None:
+    """Add the options of the plug-in that ``--objective value`` loaded; the reason it
+    cannot be used (its options clash with others, or its ``OPTIONS`` name options that
+    do not exist), or None."""
+    where = repr(value)
+    group = _Recorder(parser.add_argument_group(f"--objective {value} ({plugin.NAME})"))
+    try:
+        plugin.add_arguments(group)
+    except argparse.ArgumentError as e:
+        return f"{where}: its add_arguments failed: {e} (rename its option)"
+    except Exception as e:  # the plug-in's own error: say where it came from
+        return f"{where}: its add_arguments failed: {type(e).__name__}: {e}"
+    known = {action.dest for action in parser._actions}
+    unknown = [d for d in plugin.OPTIONS if d not in known]
+    if unknown:
+        return (
+            f"{where}: its OPTIONS name {', '.join(map(repr, unknown))}, which no option "
+            f"defines (its own options: {', '.join(group.dests) or 'none'})"
+        )
+    return None
+
+
+def plugin_of(args):
+    """The plug-in module of ``--objective`` (built in, or loaded from elsewhere)."""
+    plugins = getattr(args, "plugins", None) or OBJECTIVES
+    if args.objective not in plugins:
+        raise ValueError(
+            f"--objective {args.objective!r} was not loaded from the command line: give "
+            f"--objective {args.objective} again"
+        )
+    return plugins[args.objective]
 
 
 # ---- validation -----------------------------------------------------------------------
@@ -202,7 +292,7 @@ def applicable_options(args) -> set[str]:
     """Destinations of the options that shape this run: the common ones, the chosen
     plug-in's, and the solver options the chosen solver has (``--num-knots`` for the knot
     families, ``--init-from`` for the learnable ones)."""
-    plugin = OBJECTIVES[args.objective]
+    plugin = plugin_of(args)
     dests = {"objective", "nfe", "final", "family", "sigma_min", "sigma_max", "lr", "seed", "x64"}
     if args.family in LEARNABLE:
         dests.add("init_from")
@@ -220,7 +310,7 @@ def applicable_options(args) -> set[str]:
 
 def check_options(args) -> None:
     """Refuse the options given that the chosen objective, solver or family ignores."""
-    plugin = OBJECTIVES[args.objective]
+    plugin = plugin_of(args)
     if hasattr(plugin, "solver_fields") and args.solver not in plugin.solver_names():
         raise ValueError(
             f"--solver {args.solver!r} is not a solver of --objective {args.objective}; "
@@ -229,7 +319,8 @@ def check_options(args) -> None:
     ignored = set(args.given) - applicable_options(args) - NOT_SHAPING
     problems = []
     for dest in sorted(ignored):
-        users = [n for n, m in OBJECTIVES.items() if dest in m.OPTIONS]
+        plugins = getattr(args, "plugins", None) or OBJECTIVES
+        users = [n for n, m in plugins.items() if dest in m.OPTIONS]
         if users:
             why = f"applies to --objective {' or '.join(users)}, not {args.objective}"
         elif dest in ("solver", *SOLVER_OPTIONS) and not hasattr(plugin, "solver_fields"):
@@ -276,7 +367,7 @@ def check_range_options(args) -> None:
             "another objective (e.g. gaussian-kl --init ve) and give it as --sigma-min and "
             "--sigma-max"
         )
-    if "init" in OBJECTIVES[args.objective].OPTIONS and args.init == "exact":
+    if "init" in plugin_of(args).OPTIONS and args.init == "exact":
         raise ValueError(
             "--learn-range needs --init ve or vp: with --init exact the first state is drawn "
             "from the exact marginal at whatever level the grid starts, so the top of the "
@@ -298,7 +389,7 @@ def shaping_options(args) -> dict:
 
 def solver_record(args) -> str | dict | None:
     """The solver for the card: its name, with the solver options it took, or None."""
-    plugin = OBJECTIVES[args.objective]
+    plugin = plugin_of(args)
     if not hasattr(plugin, "solver_fields"):
         return None
     options = {d: getattr(args, d) for d in SOLVER_OPTIONS if d in applicable_options(args)}
@@ -410,8 +501,8 @@ def run(args) -> int:
     else:
         resumed = None
         check_options(args)
-    plugin = OBJECTIVES[args.objective]
-    setup = plugin.build(args)
+    plugin = plugin_of(args)
+    setup = as_setup(plugin.build(args), f"--objective {args.objective!r}")
     objective = setup.objective
     start = initial_schedule(args)
     settings = {"options": shaping_options(args), "fingerprint": setup.fingerprint}

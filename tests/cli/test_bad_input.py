@@ -34,7 +34,8 @@ AN = ["analyze", "--num-samples", "16", "--num-steps", "2"]
 
 CASES = [
     # ---- optimize: common options --------------------------------------------------
-    ([*OPT, "--objective", "magic"], 2, "argument --objective: invalid choice: 'magic'"),
+    ([*OPT, "--objective", "magic"], 2, "argument --objective: 'magic' is not an objective"),
+    ([*OPT, "--objective", "no_such.mod"], 2, "--objective: 'no_such.mod': no module named"),
     ([*OPT, "--nfe", "0"], 2, "argument --nfe: must be an integer from 1 to 10000, got '0'"),
     ([*OPT, "--nfe", "10000000"], 2, "argument --nfe: must be an integer from 1 to 10000"),
     ([*OPT, "--nfe", "10000", "--spectrum", "power-law:100000"], 2, "entries per step map"),
