@@ -42,7 +42,6 @@ def test_schedule_timing_runs_the_full_fit_after_a_compiling_run():
         (["--sections", "nope"], "--sections"),
         (["--sizes", "a,b"], "--sizes"),
         (["--steps", "0"], "--steps"),
-        (["--sections", "kl_speed", "--kl-dim", "0"], "--kl-dim"),
     ],
 )
 def test_bench_bad_arguments_name_the_flag(capsys, argv, match):
