@@ -24,6 +24,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from .chain import UNROLL
+
 
 def affine_recursion(step, z0, c, xs):
     """``z_N`` of ``z_{k+1} = step(z_k, c, xs[k])`` for ``k < num_steps``.
@@ -44,13 +46,14 @@ def affine_recursion(step, z0, c, xs):
     return _recursion(step, z0, c, xs)
 
 
-def _scan(body, z0, xs, reverse=False):
-    return jax.lax.scan(body, z0, xs, reverse=reverse)
+def _scan(body, z0, xs, reverse=False, unroll=1):
+    steps = jax.tree_util.tree_leaves(xs)[0].shape[0]
+    return jax.lax.scan(body, z0, xs, reverse=reverse, unroll=min(unroll, steps))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _recursion(step, z0, c, xs):
-    return _scan(lambda z, x: (step(z, c, x), None), z0, xs)[0]
+    return _scan(lambda z, x: (step(z, c, x), None), z0, xs, unroll=UNROLL)[0]
 
 
 def _values(tree):
@@ -79,7 +82,7 @@ def _recursion_fwd(step, z0, c, xs):
     # which of c and the per-step leaves carry a tangent: only their cotangents are formed
     wanted = (_perturbed(c), _perturbed(xs))
     z0, c, xs = _values(z0), _values(c), _values(xs)
-    z_n, states = _scan(lambda z, x: (step(z, c, x), z), z0, xs)
+    z_n, states = _scan(lambda z, x: (step(z, c, x), z), z0, xs, unroll=UNROLL)
     return z_n, (states, c, xs, wanted)
 
 
