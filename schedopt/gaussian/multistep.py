@@ -29,7 +29,7 @@ from jaxtyping import Array
 
 from .. import _multistep
 from .._checks import is_concrete
-from .recursion import affine_recursion
+from .chain import scan_steps
 from .solvers import AbstractGaussianSolver, StepGrid
 
 
@@ -88,6 +88,10 @@ def _offset(gain, delta0):
     return jnp.zeros_like(gain) if delta0 is None else gain * delta0
 
 
+def _scan(body, carry, xs):
+    return scan_steps(lambda cr, x: (body(cr, x), None), carry, xs)
+
+
 class GaussianDPMSolverPP(AbstractGaussianMultistep):
     """DPM-Solver++(2M) (``order=2``, ``"dpmpp-2m"``) or (3M) (``"dpmpp-3m"``).
 
@@ -111,14 +115,15 @@ class GaussianDPMSolverPP(AbstractGaussianMultistep):
     def gain(self, c, levels, total_steps):
         plan = _multistep.dpmpp_plan(levels, total_steps, self.order, self.lower_order_final)
 
-        def step(state, c, x):
-            e, history = state
+        def body(carry, x):
+            e, history = carry
             ratio, weights, s = x
             return _multistep.linear_update(e, c / (c + s**2) * e, history, ratio, weights)
 
+        e0 = jnp.ones_like(c)
         history = tuple(jnp.zeros_like(c) for _ in range(self.order - 1))
         xs = (plan.ratio, plan.weights, levels[:-1])
-        return affine_recursion(step, (jnp.ones_like(c), history), c, xs)[0]
+        return _scan(body, (e0, history), xs)[0]
 
 
 class GaussianUniPC(AbstractGaussianMultistep):
@@ -140,14 +145,15 @@ class GaussianUniPC(AbstractGaussianMultistep):
     def gain(self, c, levels, total_steps):
         plan = _multistep.unipc_plan(levels, total_steps, self.order, self.lower_order_final)
 
-        def step(state, c, x):
-            e, corrected, history = state
-            *coefficients, s = x
-            return _multistep.unipc_update(e, c / (c + s**2) * e, corrected, history, coefficients)
+        def body(carry, x):
+            e, corrected, history = carry
+            *step, s = x
+            return _multistep.unipc_update(e, c / (c + s**2) * e, corrected, history, step)
 
         e0 = jnp.ones_like(c)
         history = tuple(jnp.zeros_like(c) for _ in range(self.order))
-        return affine_recursion(step, (e0, e0, history), c, (*plan[:5], levels[:-1]))[0]
+        xs = (*plan[:5], levels[:-1])
+        return _scan(body, (e0, e0, history), xs)[0]
 
 
 class GaussianIPNDM(AbstractGaussianMultistep):
@@ -169,14 +175,15 @@ class GaussianIPNDM(AbstractGaussianMultistep):
         del total_steps
         plan = _multistep.ipndm_plan(levels, self.max_order)
 
-        def step(state, c, x):  # the ODE's derivative (e - D) / s = s / (c + s^2) e
-            e, history = state
-            h, weights, s = x
-            return _multistep.ipndm_update(e, s / (c + s**2) * e, history, h, weights)
+        def body(carry, x):
+            e, history = carry
+            step, weights, s = x
+            return _multistep.ipndm_update(e, s / (c + s**2) * e, history, step, weights)
 
+        e0 = jnp.ones_like(c)
         history = tuple(jnp.zeros_like(c) for _ in range(self.max_order - 1))
         xs = (plan.step, plan.weights, levels[:-1])
-        return affine_recursion(step, (jnp.ones_like(c), history), c, xs)[0]
+        return _scan(body, (e0, history), xs)[0]
 
 
 class GaussianDPMSolverPPSDE(AbstractGaussianMultistep):
@@ -224,8 +231,8 @@ def sde_moments(solver, c, levels, variance0, delta0):
     """
     plan = _multistep.dpmpp_sde_plan(levels, solver.eta)
 
-    def step(state, c, x):
-        mean_e, mean_m, p_ee, p_em, p_mm = state
+    def body(carry, x):
+        mean_e, mean_m, p_ee, p_em, p_mm = carry
         ratio, weights, noise_scale, s = x
         kappa = c / (c + s**2)
         a, b = ratio + weights[0] * kappa, weights[1]
@@ -238,10 +245,9 @@ def sde_moments(solver, c, levels, variance0, delta0):
         )
 
     zeros = jnp.zeros_like(c)
-    state = (delta0, zeros, variance0, zeros, zeros)
     xs = (plan.ratio, plan.weights, plan.noise_scale, levels[:-1])
-    state = affine_recursion(step, state, c, xs)
-    return state[2], state[0]
+    carry = _scan(body, (delta0, zeros, variance0, zeros, zeros), xs)
+    return carry[2], carry[0]
 
 
 #: The multistep solvers' exact Gaussian forms by name.
