@@ -9,8 +9,9 @@ Two forms that :mod:`schedopt.gaussian` is measured against, in the same process
   only as the benchmark's yardstick): per step and eigenvalue the log variance ratio
   ``log r = 2 log|a| + log(c + s^2) - log(c + s'^2)`` (Euler: ``log1p(-defect)``), chained
   in log form ``log w' = logaddexp(log r + log w, log q)`` by one ``lax.scan`` over steps
-  with ``(d,)`` carries; the multistep forms end with the sum of four logs; the KL is
-  ``(expm1(-l) + l) / 2`` as is.
+  with ``(d,)`` carries; the multistep forms run the solver's update in a rematerialised
+  ``lax.scan`` differentiated by JAX (the denoiser's gain computed inside each step) and
+  end with the sum of four logs; the KL is ``(expm1(-l) + l) / 2`` as is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from .. import _multistep
 from ..gaussian import multistep as _ms
+from ..gaussian.chain import scan_steps
 from ..gaussian.registry import solver_from_name
 from ..gaussian.solvers import ancestral_split
 
@@ -104,18 +107,80 @@ def _previous_propagate(solver, c, mean, grid, log_w0, delta0):
     return log_w, delta
 
 
+def _scan(body, carry, xs):
+    return scan_steps(lambda cr, x: (body(cr, x), None), carry, xs)
+
+
+def _previous_gain(solver, c, levels, total_steps):
+    """The multistep gain ``G`` as one ``lax.scan`` over steps, differentiated by JAX."""
+    e0 = jnp.ones_like(c)
+    if isinstance(solver, _ms.GaussianDPMSolverPP):
+        plan = _multistep.dpmpp_plan(levels, total_steps, solver.order, solver.lower_order_final)
+
+        def body(carry, x):
+            e, history = carry
+            ratio, weights, s = x
+            return _multistep.linear_update(e, c / (c + s**2) * e, history, ratio, weights)
+
+        history = tuple(jnp.zeros_like(c) for _ in range(solver.order - 1))
+        return _scan(body, (e0, history), (plan.ratio, plan.weights, levels[:-1]))[0]
+    if isinstance(solver, _ms.GaussianUniPC):
+        plan = _multistep.unipc_plan(levels, total_steps, solver.order, solver.lower_order_final)
+
+        def body(carry, x):
+            e, corrected, history = carry
+            *step, s = x
+            return _multistep.unipc_update(e, c / (c + s**2) * e, corrected, history, step)
+
+        history = tuple(jnp.zeros_like(c) for _ in range(solver.order))
+        return _scan(body, (e0, e0, history), (*plan[:5], levels[:-1]))[0]
+    if isinstance(solver, _ms.GaussianIPNDM):
+        plan = _multistep.ipndm_plan(levels, solver.max_order)
+
+        def body(carry, x):
+            e, history = carry
+            step, weights, s = x
+            return _multistep.ipndm_update(e, s / (c + s**2) * e, history, step, weights)
+
+        history = tuple(jnp.zeros_like(c) for _ in range(solver.max_order - 1))
+        return _scan(body, (e0, history), (plan.step, plan.weights, levels[:-1]))[0]
+    raise ValueError(f"no previous form for solver={solver.name!r}")
+
+
+def _previous_sde_moments(solver, c, levels, variance0, delta0):
+    plan = _multistep.dpmpp_sde_plan(levels, solver.eta)
+
+    def body(carry, x):
+        mean_e, mean_m, p_ee, p_em, p_mm = carry
+        ratio, weights, noise_scale, s = x
+        kappa = c / (c + s**2)
+        a, b = ratio + weights[0] * kappa, weights[1]
+        return (
+            a * mean_e + b * mean_m,
+            kappa * mean_e,
+            a**2 * p_ee + 2.0 * a * b * p_em + b**2 * p_mm + noise_scale**2,
+            kappa * (a * p_ee + b * p_em),
+            kappa**2 * p_ee,
+        )
+
+    zeros = jnp.zeros_like(c)
+    xs = (plan.ratio, plan.weights, plan.noise_scale, levels[:-1])
+    carry = _scan(body, (delta0, zeros, variance0, zeros, zeros), xs)
+    return carry[2], carry[0]
+
+
 def _previous_multistep(solver, c, grid, log_w0, delta0):
     levels, to_zero = _ms.split_grid(grid)
     s0, s_last = levels[0], levels[-1]
     if isinstance(solver, _ms.GaussianDPMSolverPPSDE):
         # the covariance recursion is unchanged; only its start and end were in logs
         start = jnp.exp(log_w0)
-        variance, mean_e = _ms.sde_moments(solver, c, levels, start * (c + s0**2), delta0)
+        variance, mean_e = _previous_sde_moments(solver, c, levels, start * (c + s0**2), delta0)
         if to_zero:
             kappa = c / (c + s_last**2)
             return jnp.log(kappa**2 * variance) - jnp.log(c), kappa * mean_e
         return jnp.log(variance) - jnp.log(c + s_last**2), mean_e
-    gain = solver.gain(c, levels, levels.shape[0] - 1 + int(to_zero))
+    gain = _previous_gain(solver, c, levels, levels.shape[0] - 1 + int(to_zero))
     log_w = 2.0 * jnp.log(jnp.abs(gain)) + log_w0 + jnp.log(c + s0**2)
     log_w = log_w - jnp.log(c + s_last**2)
     if to_zero:

@@ -28,7 +28,9 @@ def test_single_step_forms_are_as_accurate_as_before_in_every_case(solver):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("solver", ["euler-maruyama", "dpmpp-2m"])
+@pytest.mark.parametrize(
+    "solver", ["euler-maruyama", "dpmpp-2m", "dpmpp-3m", "unipc", "ipndm", "dpmpp-2m-sde"]
+)
 def test_other_forms_are_no_less_accurate_than_before(solver):
     row = kl_accuracy(STEPS, [solver], OPTIONS)["by_solver"][solver]
     resolvable = row["resolvable"]
