@@ -72,6 +72,8 @@ S_HI = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
 SEARCH_SAMPLES = 1000  # per candidate range of the grid search (one search seed)
 HELD_OUT_SEED = 10_000  # evaluation: HELD_OUT_SEED + i; range search: SEARCH_SEED + i
 SEARCH_SEED = 20_000
+#: Smallest batch of the Fréchet objective (twice the classifier's 64 features).
+FRECHET_MIN_BATCH = 128
 #: The hand-made and searched grids (every other strategy is a fit).
 BASELINES = (
     "edm-rho7", "logsnr-uniform", "cosine", "trailing", "constant-rate", "dp-kl", "edm-best-range"
@@ -125,6 +127,8 @@ def build_objective(name, target, sampler, batch, seed):
             feature_map=features,
         )
     data = target.train
+    if name == "frechet":  # a covariance of the features needs more samples than dimensions
+        batch = max(batch, FRECHET_MIN_BATCH)
     options = dict(batch_size=batch, init="ve", data_batch_size=min(512, len(data)))
     if name == "sliced-w2" and target.clip is not None:
         clip = float(target.clip)
