@@ -43,7 +43,7 @@ LOOPS = ("auto", "device", "host")
 
 
 class OptimizationError(RuntimeError):
-    """The loss or the parameters became non-finite."""
+    """The loss became non-finite during a fit, or at the returned schedule."""
 
 
 class OptimizeResult(NamedTuple):

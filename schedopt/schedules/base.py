@@ -10,7 +10,6 @@ implicit gradients, and the training noise density ``1 / |lam'(t)|``.
 from __future__ import annotations
 
 import abc
-import dataclasses
 from typing import ClassVar
 
 import equinox as eqx
@@ -230,8 +229,3 @@ def grid(schedule: AbstractSchedule, num_steps: int, final: str = "zero") -> Flo
     if final == "zero":
         levels = jnp.concatenate([levels, jnp.zeros((1,), levels.dtype)])
     return levels
-
-
-def schedule_fields(schedule: AbstractSchedule) -> dict:
-    """The dataclass fields of a schedule as a plain dict (arrays kept as arrays)."""
-    return {f.name: getattr(schedule, f.name) for f in dataclasses.fields(schedule)}

@@ -23,6 +23,7 @@ by more than rounding (a knot interval holds at least a ``1e-6`` share of the ra
 
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 import equinox as eqx
@@ -104,8 +105,9 @@ class AbstractKnotSchedule(AbstractEndpointSchedule):
             return jnp.linspace(0.0, 1.0, self.num_knots + 1)
         return jnp.asarray(self.knots, dtype=self.logits.dtype)
 
+    @abc.abstractmethod
     def _interpolate(self, t, fractions):
-        raise NotImplementedError
+        """The cumulative fraction of the logSNR drop at ``t``, from the knots' fractions."""
 
     def logsnr(self, t):
         t = jnp.asarray(t, dtype=self.logits.dtype)
