@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..gaussian.moments import OutputMoments, kl_per_direction
+from ..gaussian.moments import OutputMoments, gaussian_kl, kl_per_direction
 from ..gaussian.registry import solver_from_name
 from ..gaussian.solvers import StepGrid
 from ..gaussian.spectrum import Spectrum
@@ -110,17 +110,13 @@ def gaussian_range_costs(
 
     check_choice("init", init, INITS)
     s = jnp.asarray(teacher_sigmas, dtype=jnp.result_type(float))
-    c = spectrum.eigenvalues
 
     def start(si):
         return initial_mismatch(spectrum, si, init, direction)
 
-    euler = solver_from_name("euler")
-
-    def end(sj):
-        co = euler.coefficients(c, StepGrid(sigmas=jnp.stack([sj, jnp.zeros_like(sj)])))
-        moments = OutputMoments(jnp.zeros_like(c), co.log_r[0], c)
-        return jnp.sum(spectrum.weights * kl_per_direction(moments, direction))
+    def end(sj):  # the one step sj -> 0 from the exact marginal: the library's own KL
+        grid = StepGrid(sigmas=jnp.stack([sj, jnp.zeros_like(sj)]))
+        return gaussian_kl(spectrum, grid, "euler", "exact", direction)
 
     costs = jax.jit(lambda x: (jax.vmap(start)(x), jax.vmap(end)(x)))(s)
     return np.asarray(costs[0], np.float64), np.asarray(costs[1], np.float64)
