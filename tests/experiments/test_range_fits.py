@@ -1,24 +1,12 @@
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-EXPERIMENTS = Path(__file__).parents[2] / "experiments"
-
 
 @pytest.fixture(scope="module")
-def range_fits():
-    sys.path.insert(0, str(EXPERIMENTS))  # it imports its helpers from nfe_sweep
-    try:
-        spec = importlib.util.spec_from_file_location("range_fits", EXPERIMENTS / "range_fits.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+def range_fits(experiment_module):
+    with experiment_module("range_fits") as module:
         yield module
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
 
 
 @pytest.mark.slow

@@ -1,26 +1,11 @@
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-EXPERIMENTS = Path(__file__).parents[2] / "experiments"
-
 
 @pytest.fixture(scope="module")
-def trailing():
-    sys.path.insert(0, str(EXPERIMENTS))  # it imports its helpers from nfe_sweep
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "trailing_range", EXPERIMENTS / "trailing_range.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+def trailing(experiment_module):
+    with experiment_module("trailing_range") as module:
         yield module
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
 
 
 def test_grids_separate_range_from_spacing(trailing):
