@@ -5,7 +5,7 @@ Every name is imported from its submodule on first use, so that importing ``sche
 nor flax.
 """
 
-import importlib
+from .._lazy import lazy_getattr
 
 #: public name -> the submodule that defines it (imported on first use)
 _SOURCES = {
@@ -61,12 +61,7 @@ _SOURCES = {
 }
 
 
-def __getattr__(name):
-    if name in _SOURCES:
-        value = getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, globals(), _SOURCES)
 
 
 __all__ = [

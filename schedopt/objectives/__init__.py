@@ -5,7 +5,7 @@ import GaussianKL`` does not import the samplers, metrics and networks that the
 sample-based objectives need.
 """
 
-import importlib
+from .._lazy import lazy_getattr
 
 #: public name -> the submodule that defines it
 _SOURCES = {
@@ -35,12 +35,7 @@ _SOURCES = {
 }
 
 
-def __getattr__(name):
-    if name in _SOURCES:
-        value = getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, globals(), _SOURCES)
 
 
 def __dir__():
