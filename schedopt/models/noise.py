@@ -51,16 +51,28 @@ class AbstractNoiseDistribution(eqx.Module):
     ) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
         """``(noise_level, logsnr_density)``, both of shape ``(num_samples,)``."""
 
+    @abc.abstractmethod
+    def logsnr_density(self, noise_level: Float[Array, " n"]) -> Float[Array, " n"]:
+        """The density of ``lam = -2 log s`` at ``s = noise_level`` (what :meth:`sample`
+        reports at its draws)."""
+
     def describe(self) -> dict:
         """JSON-able description, recorded in checkpoints and logs."""
         return {"noise": self.name}
 
 
+def _density_of_z(z, scale):
+    # ln s = loc + scale z with lam = -2 ln s, so p(lam) = N(z; 0, 1) / (2 scale)
+    return jnp.exp(-0.5 * z**2) / (2.0 * scale * math.sqrt(2.0 * math.pi))
+
+
+def _lognormal_density(noise_level, loc, scale):
+    return _density_of_z((jnp.log(noise_level) - loc) / scale, scale)
+
+
 def _lognormal(key, num_samples, loc, scale):
     z = jax.random.normal(key, (num_samples,))
-    # lam = -2 ln s ~ N(-2 loc, (2 scale)^2)
-    density = jnp.exp(-0.5 * z**2) / (2.0 * scale * math.sqrt(2.0 * math.pi))
-    return jnp.exp(loc + scale * z), density
+    return jnp.exp(loc + scale * z), _density_of_z(z, scale)
 
 
 class LogNormal(AbstractNoiseDistribution):
@@ -82,6 +94,9 @@ class LogNormal(AbstractNoiseDistribution):
 
     def sample(self, key, num_samples):
         return _lognormal(key, num_samples, self.loc, self.scale)
+
+    def logsnr_density(self, noise_level):
+        return _lognormal_density(noise_level, self.loc, self.scale)
 
     def describe(self):
         return {"noise": self.name, "loc": self.loc, "scale": self.scale}
@@ -108,6 +123,9 @@ class LogitNormal(AbstractNoiseDistribution):
     def sample(self, key, num_samples):
         return _lognormal(key, num_samples, self.loc, self.scale)
 
+    def logsnr_density(self, noise_level):
+        return _lognormal_density(noise_level, self.loc, self.scale)
+
     def describe(self):
         return {"noise": self.name, "loc": self.loc, "scale": self.scale}
 
@@ -133,6 +151,12 @@ class LogUniform(AbstractNoiseDistribution):
         log_s = jax.random.uniform(key, (num_samples,), minval=lo, maxval=hi)
         return jnp.exp(log_s), jnp.full((num_samples,), 1.0 / (2.0 * (hi - lo)))
 
+    def logsnr_density(self, noise_level):
+        s = jnp.asarray(noise_level)
+        inside = (s >= self.sigma_min) & (s <= self.sigma_max)
+        width = 2.0 * (math.log(self.sigma_max) - math.log(self.sigma_min))
+        return jnp.where(inside, 1.0 / width, 0.0)
+
     def describe(self):
         return {"noise": self.name, "sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
 
@@ -154,6 +178,13 @@ class FromSchedule(AbstractNoiseDistribution):
         t = jax.random.uniform(key, (num_samples,))
         logsnr, dlogsnr = self.schedule.logsnr_and_derivative(t)
         return jnp.exp(-0.5 * logsnr), 1.0 / jnp.abs(dlogsnr)
+
+    def logsnr_density(self, noise_level):
+        lam = -2.0 * jnp.log(jnp.asarray(noise_level, dtype=jnp.result_type(float)))
+        sched = self.schedule
+        inside = (lam <= sched.logsnr_max) & (lam >= sched.logsnr_min)
+        clipped = jnp.clip(lam, sched.logsnr_min, sched.logsnr_max)
+        return jnp.where(inside, sched.density_in_logsnr(clipped), 0.0)
 
     def describe(self):
         from ..schedules.registry import schedule_to_config

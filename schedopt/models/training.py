@@ -39,7 +39,8 @@ from ..io.atomic import atomic_write_bytes
 from ..io.checkpoint import CheckpointWarning, set_aside_steps
 from ..schedules.base import AbstractSchedule
 from .nnx_adapter import NNXDenoiser
-from .noise import AbstractNoiseDistribution, check_weighting, loss_weight, noise_distribution
+from .noise import AbstractNoiseDistribution, check_weighting, noise_distribution
+from .noise_learning import AbstractNoiseLearner, FixedNoise, noise_learner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,10 +55,20 @@ class TrainResult:
     raw_model: nnx.Module
     step: int
     history: list[dict]
+    noise_learner: AbstractNoiseLearner | None = None
+    noise_state: dict | None = None
 
     @property
     def denoiser(self) -> NNXDenoiser:
         return NNXDenoiser.from_module(self.model)
+
+    @property
+    def noise_schedule(self) -> AbstractSchedule | None:
+        """The learned training noise distribution as a schedule (``t ~ U(0, 1)`` pushed
+        through it), or ``None`` when the run learned none."""
+        if self.noise_learner is None:
+            return None
+        return self.noise_learner.schedule(self.noise_state["params"], self.noise_state["stats"])
 
 
 @functools.lru_cache(maxsize=32)
@@ -84,28 +95,35 @@ def _fingerprint(data: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()[:16]
 
 
-def _loss(params, rest, noise, x0, key, *, graphdef, weighting, sigma_data):
+def _per_sample(params, learner_params, rest, learner, stats, x0, key, *, graphdef):
+    """``((losses, noise_levels), errors)``: each sample's loss ``L = weight * l`` and
+    level, as functions of the network's and the noise learner's parameters, and its x0
+    error ``l`` (aux)."""
     event_axes = tuple(range(1, x0.ndim))
     key_noise, key_eps = jax.random.split(key)
-    s, density = noise.sample(key_noise, x0.shape[0])
+    s, weight = learner.draw(learner_params, stats, key_noise, x0.shape[0])
     s = s.astype(x0.dtype)
     eps = jax.random.normal(key_eps, x0.shape, x0.dtype)
     y = x0 + s.reshape((-1,) + (1,) * len(event_axes)) * eps
     d = nnx.merge(graphdef, params, rest)(y, s)
-    per_sample = jnp.mean((d - x0) ** 2, axis=event_axes)
-    weight = loss_weight(weighting, s, density, sigma_data)
-    return jnp.mean(weight * per_sample)
+    errors = jnp.mean((d - x0) ** 2, axis=event_axes)
+    return (weight.astype(x0.dtype) * errors, s), jax.lax.stop_gradient(errors)
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("graphdef", "weighting", "sigma_data", "batch_size", "optimizer", "ema_decay"),
+    static_argnames=("graphdef", "batch_size", "optimizer", "learner_optimizer", "ema_decay"),
 )
 def _train_step(
-    state, data, rest, noise, base_key, *, graphdef, weighting, sigma_data, batch_size,
-    optimizer, ema_decay,
+    state, data, rest, learner, base_key, *, graphdef, batch_size, optimizer,
+    learner_optimizer, ema_decay,
 ):  # fmt: skip
-    """One training step ``-> (state, loss)``; batch and noise keys are ``fold_in(key, step)``.
+    """One training step ``-> (state, loss, learner_loss)``; batch and noise keys are
+    ``fold_in(key, step)``.
+
+    One forward pass gives the per-sample losses; the network's gradient is the pull-back
+    of ``learner.network_loss`` through it and the noise learner's that of
+    ``learner.learner_loss`` (two backward passes only when the learner is trained).
 
     One step per call: XLA on CPU computes convolution weight gradients inside
     ``fori_loop``/``scan`` bodies ~100x slower than at top level, so the loop over steps
@@ -115,21 +133,38 @@ def _train_step(
     step = state["step"]
     key_batch, key_loss = jax.random.split(jax.random.fold_in(base_key, step))
     idx = jax.random.randint(key_batch, (batch_size,), 0, data.shape[0])
-    loss_fn = functools.partial(
-        _loss, graphdef=graphdef, weighting=weighting, sigma_data=sigma_data
-    )
-    loss, grads = jax.value_and_grad(loss_fn)(state["params"], rest, noise, data[idx], key_loss)
+    noise_state = state.get("noise", learner.init_state())
+    lparams, stats = noise_state["params"], noise_state["stats"]
+    per_sample = functools.partial(
+        _per_sample, rest=rest, learner=learner, stats=stats, x0=data[idx], key=key_loss,
+        graphdef=graphdef,
+    )  # fmt: skip
+    (losses, levels), pullback, errors = jax.vjp(per_sample, state["params"], lparams, has_aux=True)
+    cotangents = jax.grad(learner.network_loss, argnums=(2, 3))(lparams, stats, losses, levels)
+    grads = pullback(cotangents)[0]
     updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     # EMA with warm-up: the decay grows as (1 + n) / (10 + n) up to ema_decay
     decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
     ema = jax.tree.map(lambda e, p: e + (1.0 - decay) * (p - e), state["ema"], params)
-    return {"params": params, "ema": ema, "opt_state": opt_state, "step": step + 1}, loss
+    new = {"params": params, "ema": ema, "opt_state": opt_state, "step": step + 1}
+    learner_loss = jnp.zeros((), losses.dtype)
+    if "noise" in state:
+        if learner_optimizer is not None:
+            learner_loss, (direct, *through) = jax.value_and_grad(
+                learner.learner_loss, argnums=(0, 2, 3)
+            )(lparams, stats, losses, levels)
+            lgrads = jax.tree.map(jnp.add, direct, pullback(tuple(through))[1])
+            lupdates, lopt = learner_optimizer.update(lgrads, noise_state["opt_state"], lparams)
+            lparams = optax.apply_updates(lparams, lupdates)
+            noise_state = {**noise_state, "params": lparams, "opt_state": lopt}
+        new["noise"] = {**noise_state, "stats": learner.update_stats(stats, errors, levels)}
+    return new, jnp.mean(losses), learner_loss
 
 
 def _settings(model, data, batch_size, noise, weighting, ema_decay, seed, optimizer_desc) -> dict:
     config = model.config() if hasattr(model, "config") else {"class": type(model).__name__}
-    return {
+    return {  # a learned noise adds "learn_noise" (runs without one resume as before)
         "network": config,
         "data_shape": list(data.shape),
         "data_fingerprint": _fingerprint(data),
@@ -152,6 +187,8 @@ def train_denoiser(
     optimizer: optax.GradientTransformation | None = None,
     noise: str | AbstractNoiseDistribution | AbstractSchedule = "edm",
     weighting: str = "edm",
+    learn_noise: str | AbstractNoiseLearner | None = None,
+    noise_learning_rate: float | None = None,
     ema_decay: float = 0.999,
     seed: int = 0,
     checkpoint_dir: str | os.PathLike | None = None,
@@ -167,7 +204,13 @@ def train_denoiser(
     ``data`` has shape ``(n, *event_shape)``. ``noise`` is a named density (``"edm"``,
     ``"log-uniform"``, ``"logit-normal"``), a noise distribution, or any schedule (``t ~
     U(0, 1)`` pushed through it); ``weighting`` one of ``"edm"``, ``"snr"``,
-    ``"min-snr"``, ``"uniform"``, ``"vdm"`` (see :mod:`schedopt.models.noise`). With
+    ``"min-snr"``, ``"uniform"``, ``"vdm"`` (see :mod:`schedopt.models.noise`).
+    ``learn_noise`` (``"vdm"``, ``"uncertainty"``, ``"adaptive"`` or a learner) learns the
+    training noise distribution or weighting from the losses, with ``noise`` and
+    ``weighting`` as its target (see :mod:`schedopt.models.noise_learning`); its
+    parameters get their own Adam (rate ``noise_learning_rate``, default
+    ``learning_rate``), are checkpointed with the network, and the log records the learned
+    density; ``result.noise_schedule`` is it as a schedule. With
     ``checkpoint_dir``, a checkpoint is written every ``checkpoint_every`` steps and at
     the end, and a run finding checkpoints there resumes from the latest one (its settings
     must match). Only ``nnx.Param`` variables are trained; other state stays as given.
@@ -207,6 +250,9 @@ def train_denoiser(
     if optimizer is None:
         optimizer = default_optimizer(learning_rate)
     sigma_data = float(getattr(model, "sigma_data", 0.5))
+    learner, learner_optimizer = _noise_learner(
+        learn_noise, noise, weighting, sigma_data, seed, noise_learning_rate, learning_rate
+    )
 
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     state = {
@@ -216,6 +262,14 @@ def train_denoiser(
         "step": jnp.asarray(0, jnp.int32),
     }
     settings = _settings(model, data, batch_size, noise, weighting, ema_decay, seed, optimizer_desc)
+    if learn_noise is not None:
+        state["noise"] = learner.init_state()
+        if learner_optimizer is not None:
+            state["noise"]["opt_state"] = learner_optimizer.init(state["noise"]["params"])
+        settings["learn_noise"] = {
+            **learner.describe(),
+            "learning_rate": noise_learning_rate or learning_rate,
+        }
     manager = None
     if checkpoint_dir is not None:
         manager = _checkpoint_manager(checkpoint_dir)
@@ -232,13 +286,12 @@ def train_denoiser(
     step_fn = functools.partial(
         _train_step,
         rest=rest,
-        noise=noise,
+        learner=learner,
         base_key=jax.random.key(seed),
         graphdef=graphdef,
-        weighting=weighting,
-        sigma_data=sigma_data,
         batch_size=batch_size,
         optimizer=optimizer,
+        learner_optimizer=learner_optimizer,
         ema_decay=ema_decay,
     )
     data_device = jnp.asarray(data)
@@ -258,10 +311,11 @@ def train_denoiser(
                 num_steps - step,
             )
             t0 = time.perf_counter()
-            losses = []
+            losses, learner_losses = [], []
             for _ in range(count):
-                state, loss = step_fn(state, data_device)
+                state, loss, learner_loss = step_fn(state, data_device)
                 losses.append(loss)
+                learner_losses.append(learner_loss)
             loss = float(jnp.mean(jnp.stack(losses)))
             elapsed = time.perf_counter() - t0
             step += count
@@ -275,6 +329,12 @@ def train_denoiser(
                 "steps_per_second": count / elapsed,
                 "elapsed_seconds": time.perf_counter() - t_start,
             }
+            if "noise" in state:
+                record["learner_loss"] = float(jnp.mean(jnp.stack(learner_losses)))
+                noise_state = state["noise"]
+                record["noise_density"] = learner.logged_density(
+                    noise_state["params"], noise_state["stats"]
+                )
             if hook is not None:
                 record.update(hook(step, nnx.merge(graphdef, state["ema"], rest)) or {})
             history.append(record)
@@ -299,7 +359,31 @@ def train_denoiser(
         raw_model=nnx.merge(graphdef, state["params"], rest),
         step=step,
         history=history,
+        noise_learner=learner if "noise" in state else None,
+        noise_state=state.get("noise"),
     )
+
+
+def _noise_learner(learn_noise, noise, weighting, sigma_data, seed, rate, default_rate):
+    """The noise learner (:class:`FixedNoise` when nothing is learned) and its optimiser
+    (``None`` when it has no trained parameters)."""
+    if learn_noise is None:
+        learner = FixedNoise(noise, weighting=weighting, sigma_data=sigma_data)
+    else:
+        learner = noise_learner(
+            learn_noise, noise, weighting=weighting, sigma_data=sigma_data, seed=seed
+        )
+        given = (learner.target.describe(), learner.weighting)
+        if given != (noise.describe(), weighting):
+            raise ValueError(
+                f"`learn_noise` has target {given[0]} with weighting {given[1]!r}, but the "
+                f"run has noise {noise.describe()} with weighting {weighting!r}; give the "
+                "same target to both"
+            )
+    if not learner.trainable:
+        return learner, None
+    rate = default_rate if rate is None else check_positive_float("noise_learning_rate", rate)
+    return learner, default_optimizer(rate)
 
 
 # ---- checkpoints and logs --------------------------------------------------------------
