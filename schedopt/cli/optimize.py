@@ -193,6 +193,14 @@ def register(subparsers, argv=()) -> None:
     p.add_argument(
         "--init-from", default="edm", choices=FIXED, help="fixed family the learnable one starts as"
     )
+    p.add_argument(
+        "--init-card",
+        default=None,
+        metavar="CARD",
+        help="a schedule card the learnable family starts as (instead of --init-from), e.g. "
+        "the training noise a run of `schedopt train --learn-noise` learned; its range "
+        "becomes --sigma-min/--sigma-max",
+    )
     p.add_argument("--sigma-min", type=noise_level, default=0.002)
     p.add_argument("--sigma-max", type=noise_level, default=80.0)
     p.add_argument(
@@ -295,7 +303,7 @@ def applicable_options(args) -> set[str]:
     plugin = plugin_of(args)
     dests = {"objective", "nfe", "final", "family", "sigma_min", "sigma_max", "lr", "seed", "x64"}
     if args.family in LEARNABLE:
-        dests.add("init_from")
+        dests |= {"init_from", "init_card"}
         if args.family != "monotone-mlp":
             dests.add("num_knots")
     if args.learn_range:
@@ -340,8 +348,12 @@ def check_options(args) -> None:
         problems.append(f"{flag(dest)} {why}")
     if "checkpoint_every" in args.given and not args.resume:
         problems.append("--checkpoint-every applies with --resume only")
+    if args.init_card is not None and "init_from" in args.given:
+        problems.append("--init-from and --init-card are two starts: give one")
     if problems:
         raise ValueError("; ".join(problems) + " (leave these options out)")
+    if args.init_card is not None:
+        adopt_card_range(args)
     if args.sigma_max < MIN_RANGE * args.sigma_min:
         raise ValueError(
             f"--sigma-max ({args.sigma_max:g}) must be at least {MIN_RANGE:g} x --sigma-min "
@@ -351,6 +363,32 @@ def check_options(args) -> None:
         check_range_options(args)
     if hasattr(plugin, "check_options"):
         plugin.check_options(args)
+
+
+def init_card_schedule(args):
+    """The schedule of ``--init-card``, read once (errors name the option and the file)."""
+    from ..io.card import card_schedule, load_card
+
+    if getattr(args, "_init_card", None) is None:
+        try:
+            args._init_card = card_schedule(load_card(args.init_card))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--init-card {args.init_card}: {e}") from None
+    return args._init_card
+
+
+def adopt_card_range(args) -> None:
+    """``--sigma-min``/``--sigma-max`` become the range of ``--init-card``'s schedule;
+    refused when they were given with other values."""
+    start = init_card_schedule(args)
+    ends = {"sigma_min": float(start.sigma_min), "sigma_max": float(start.sigma_max)}
+    for dest, value in ends.items():
+        if dest in args.given and not math.isclose(getattr(args, dest), value, rel_tol=1e-6):
+            raise ValueError(
+                f"{flag(dest)} {getattr(args, dest):g} differs from the range of --init-card "
+                f"{args.init_card} ({value:g}); leave {flag(dest)} out"
+            )
+        setattr(args, dest, value)
 
 
 def range_bounds(args) -> tuple[float, float]:
@@ -447,7 +485,10 @@ def initial_schedule(args) -> object:
         start = make_schedule(args.family, **ends)
     else:
         cls = LEARNABLE[args.family]
-        start = make_schedule(args.init_from, **ends)
+        if args.init_card is not None:
+            start = init_card_schedule(args)
+        else:
+            start = make_schedule(args.init_from, **ends)
         if cls is MonotoneMLP:
             start = cls.from_schedule(start, key=jax.random.key(args.seed))
         else:

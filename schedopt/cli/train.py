@@ -8,6 +8,12 @@ reads it), ``OUT/checkpoints/`` (orbax, every ``--checkpoint-every`` steps),
 (samples at ``--sample-nfe`` NFE with EDM's Heun sampler). Run the same command again
 after an interruption: it resumes from the last checkpoint.
 
+``--learn-noise vdm|uncertainty|adaptive`` learns the training noise distribution or
+weighting from the model's losses (:mod:`schedopt.models.noise_learning`), with
+``--noise`` and ``--weighting`` as its target, and writes it as the card
+``OUT/noise_schedule.json`` (``schedopt optimize --init-card`` starts a sampling fit from
+it, ``schedopt export`` exports it) and the plot ``OUT/noise_density.png``.
+
 ``--online-schedule corrector`` also adapts a sampling grid while the model trains (P4's
 Algorithm 2, :class:`schedopt.score_optimal.OnlineEqualCost`) and writes it as the card
 ``OUT/online_schedule.json``; a resumed run continues the grid from the log.
@@ -50,6 +56,8 @@ OUTPUTS = (
     "train.json",
     "samples.png",
     "online_schedule.json",
+    "noise_schedule.json",
+    "noise_density.png",
 )
 
 DEFAULTS = {
@@ -61,6 +69,7 @@ DEFAULTS = {
 def register(subparsers) -> None:
     from ..data import DATASETS
     from ..models.noise import NOISE_NAMES, WEIGHTINGS
+    from ..models.noise_learning import LEARNERS
     from ..score_optimal import COSTS
 
     p = subparsers.add_parser(
@@ -121,6 +130,45 @@ def register(subparsers) -> None:
         help="NFE of the samples (0: none)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    learn = p.add_argument_group(
+        "learned training noise",
+        "learn the noise distribution or weighting while the model trains, with --noise and "
+        "--weighting as the target objective: vdm (a learned monotone schedule minimising "
+        "the variance of the loss estimator; Kingma et al., Variational Diffusion Models), "
+        "uncertainty (EDM2's learned log-variance u(s), loss / exp(u) + u; Karras et al. "
+        "2024), adaptive (a logSNR histogram proposal tracking the per-level loss, with a "
+        "floor)",
+    )
+    learn.add_argument("--learn-noise", choices=LEARNERS, default=None, help="default: off")
+    learn.add_argument(
+        "--noise-lr",
+        type=float_range(0, open_lo=True),
+        help="Adam rate of vdm's schedule and uncertainty's u (default: --lr)",
+    )
+    learn.add_argument(
+        "--noise-knots", type=int_range(2, 1024), default=32, help="vdm: knots of the schedule"
+    )
+    learn.add_argument(
+        "--noise-features",
+        type=int_range(1, 4096),
+        default=128,
+        help="uncertainty: Fourier features of u (128, as EDM2)",
+    )
+    learn.add_argument(
+        "--noise-bins", type=int_range(2, 4096), default=32, help="adaptive: histogram bins"
+    )
+    learn.add_argument(
+        "--noise-floor",
+        type=float_range(0, 1, open_lo=True),
+        default=0.1,
+        help="adaptive: share of the uniform density mixed in, in (0, 1]",
+    )
+    learn.add_argument(
+        "--noise-decay",
+        type=float_range(0, 1, open_hi=True),
+        default=0.99,
+        help="adaptive: exponential-average decay of the per-bin loss, in [0, 1)",
+    )
     online = p.add_argument_group(
         "online schedule adaptation (P4, Algorithm 2)",
         "adapt a sampling grid to the model while it trains: at every log, the transport "
@@ -187,6 +235,75 @@ def save_online_card(path: Path, hook, args) -> dict:
     return {"file": path.name, "noise_levels": levels.tolist()}
 
 
+#: Steps of the grid in the learned noise card (``schedopt export --num-steps`` regrids).
+NOISE_CARD_STEPS = 32
+
+
+def make_noise_learner(args, noise, sigma_data: float):
+    """The learner of ``--learn-noise`` with its options (``None`` when it is off)."""
+    from ..models import noise_learning as nl
+
+    common = dict(weighting=args.weighting, sigma_data=sigma_data)
+    if args.learn_noise is None:
+        return None
+    if args.learn_noise == "vdm":
+        return nl.LearnedSchedule.create(noise, num_knots=args.noise_knots, **common)
+    if args.learn_noise == "uncertainty":
+        return nl.LearnedWeighting.create(
+            noise, num_features=args.noise_features, seed=args.seed, **common
+        )
+    return nl.AdaptiveHistogram(
+        noise, num_bins=args.noise_bins, floor=args.noise_floor, decay=args.noise_decay, **common
+    )
+
+
+def save_noise_outputs(run_dir, result, args) -> dict:
+    """The learned training noise as the card ``noise_schedule.json`` and the plot
+    ``noise_density.png`` (learned density, the target's ``p`` and normalised ``p w``, and
+    EDM's log-normal); returns the summary's record of them."""
+    import numpy as np
+
+    from ..io.card import make_card, save_card
+    from ..models.noise import LogNormal
+    from ..models.noise_learning import FixedNoise, learned_density, logsnr_range
+    from ..plot import plot_densities
+
+    learner, state = result.noise_learner, result.noise_state
+    schedule = result.noise_schedule
+    card = make_card(
+        schedule,
+        num_steps=NOISE_CARD_STEPS,
+        objective={"objective": "learn-noise", **learner.describe()},
+        objective_value=result.history[-1]["loss"] if result.history else None,
+        settings={"steps": result.step, "seed": args.seed, "noise_lr": args.noise_lr},
+    )
+    save_card(run_dir.staged("noise_schedule.json"), card)
+    lam = logsnr_range(learner.sigma_min, learner.sigma_max, 401)
+    target = FixedNoise(learner.target, weighting=learner.weighting)
+    pw = np.asarray(target.target_weight(np.exp(-0.5 * lam)), dtype=np.float64)
+    curves = {
+        f"learned ({learner.name})": np.asarray(
+            learner.density(state["params"], state["stats"], lam)
+        ),
+        f"target p ({learner.target.name})": np.asarray(learned_density(target, {}, {}, lam)),
+        f"target p w (w = {learner.weighting}), normalised": pw / np.trapezoid(pw, -lam),
+    }
+    if learner.target.describe() != LogNormal().describe():
+        curves["EDM log-normal"] = np.asarray(learned_density(FixedNoise(LogNormal()), {}, {}, lam))
+    plot_densities(
+        run_dir.staged("noise_density.png"),
+        {name: (lam, np.nan_to_num(d, posinf=0.0)) for name, d in curves.items()},
+        highlight=f"learned ({learner.name})",
+        title=f"{args.dataset}: learned training noise after {result.step} steps",
+    )
+    return {
+        "card": "noise_schedule.json",
+        "plot": "noise_density.png",
+        "learner": learner.describe(),
+        "density": learner.logged_density(state["params"], state["stats"]),
+    }
+
+
 def parse_noise(text: str):
     """``--noise``: a named density or ``schedule:FAMILY``."""
     from ..models.noise import NOISE_NAMES, noise_distribution
@@ -238,6 +355,12 @@ def check_options(args, dataset) -> None:
         "online_points": (args.online_schedule is not None, "--online-schedule"),
         "online_gamma": (args.online_schedule is not None, "--online-schedule"),
         "online_samples": (args.online_schedule is not None, "--online-schedule"),
+        "noise_lr": (args.learn_noise in ("vdm", "uncertainty"), "--learn-noise vdm|uncertainty"),
+        "noise_knots": (args.learn_noise == "vdm", "--learn-noise vdm"),
+        "noise_features": (args.learn_noise == "uncertainty", "--learn-noise uncertainty"),
+        "noise_bins": (args.learn_noise == "adaptive", "--learn-noise adaptive"),
+        "noise_floor": (args.learn_noise == "adaptive", "--learn-noise adaptive"),
+        "noise_decay": (args.learn_noise == "adaptive", "--learn-noise adaptive"),
     }
     problems = [
         f"--{dest.replace('_', '-')} applies to {what} only"
@@ -271,6 +394,7 @@ def run(args) -> int:
     config = network_config(args, dataset, sigma_data)
     model = build_network(config, seed=args.seed)
     hook = online_hook(args, dataset.train)
+    learner = make_noise_learner(args, noise, float(getattr(model, "sigma_data", sigma_data)))
 
     t0 = time.perf_counter()
     with RunDirectory(
@@ -285,6 +409,8 @@ def run(args) -> int:
                 learning_rate=lr,
                 noise=noise,
                 weighting=args.weighting,
+                learn_noise=learner,
+                noise_learning_rate=args.noise_lr,
                 ema_decay=args.ema,
                 seed=args.seed,
                 checkpoint_dir=run_dir.target("checkpoints"),
@@ -330,6 +456,9 @@ def run(args) -> int:
             )
             summary["samples"] = {"file": "samples.png", **info}
             outputs.append("samples.png")
+        if learner is not None:
+            summary["learn_noise"] = save_noise_outputs(run_dir, result, args)
+            outputs += ["noise_schedule.json", "noise_density.png"]
         if hook is not None:
             summary["online_schedule"] = save_online_card(
                 run_dir.staged("online_schedule.json"), hook, args

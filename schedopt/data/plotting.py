@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from pathlib import Path
 
 import numpy as np
-
-from ..io.atomic import atomic_write_bytes
 
 
 def plot_samples(
@@ -61,7 +58,8 @@ def plot_samples(
         )
     if title:
         fig.suptitle(title, fontsize=8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    from ..plot import save_figure
+
+    save_figure(path, fig, dpi)
     plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)

@@ -187,7 +187,7 @@ class AbstractNoiseLearner(eqx.Module):
     def schedule(self, params: dict, stats: dict, num_knots: int = 32) -> AbstractSchedule:
         """The learned density as a schedule (see :func:`schedule_from_density`)."""
         lam = logsnr_range(self.sigma_min, self.sigma_max, 1025)
-        dens = np.asarray(_density(self, params, stats, jnp.asarray(lam)), dtype=np.float64)
+        dens = np.asarray(learned_density(self, params, stats, jnp.asarray(lam)), dtype=np.float64)
         ends = dict(sigma_min=self.sigma_min, sigma_max=self.sigma_max)
         return schedule_from_density(lam, np.nan_to_num(dens, posinf=0.0), num_knots, **ends)
 
@@ -195,7 +195,7 @@ class AbstractNoiseLearner(eqx.Module):
         """The learned density at :data:`LOG_LEVELS` noise levels, for the training log."""
         levels = np.asarray(LOG_LEVELS)
         inside = levels[(levels >= self.sigma_min) & (levels <= self.sigma_max)]
-        dens = _density(self, params, stats, jnp.asarray(-2.0 * np.log(inside)))
+        dens = learned_density(self, params, stats, jnp.asarray(-2.0 * np.log(inside)))
         return {f"{s:g}": float(d) for s, d in zip(inside, np.asarray(dens), strict=True)}
 
     def describe(self) -> dict:
@@ -210,7 +210,8 @@ class AbstractNoiseLearner(eqx.Module):
 
 
 @eqx.filter_jit
-def _density(learner, params, stats, logsnr):
+def learned_density(learner, params, stats, logsnr):
+    """``learner.density(params, stats, logsnr)``, jit-compiled."""
     return learner.density(params, stats, logsnr)
 
 

@@ -294,3 +294,43 @@ def test_training_without_a_learner_has_no_noise_schedule_and_refuses_bad_input(
     learner = AdaptiveHistogram(LogUniform())
     with pytest.raises(ValueError, match="same target"):
         train_denoiser(_net(), DATA, num_steps=5, learn_noise=learner, progress=False)
+
+
+# ---- the command line -----------------------------------------------------------------
+
+
+def _cli_args(out, *extra):
+    return [
+        "train", "--dataset", "ring", "--out", str(out), "--num-train", "512", "--steps", "20",
+        "--batch-size", "32", "--width", "16", "--depth", "1", "--checkpoint-every", "10",
+        "--log-every", "10", "--sample-nfe", "0", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_cli_learn_noise_writes_a_card_that_optimize_and_export_take(tmp_path, capsys):
+    from schedopt.cli import main
+    from schedopt.io.card import card_schedule, load_card
+
+    out = tmp_path / "run"
+    assert main(_cli_args(out, "--learn-noise", "vdm", "--noise-knots", "8")) == 0
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["learn_noise"]["learner"]["learner"] == "vdm"
+    assert (out / "noise_density.png").stat().st_size > 0
+    card = load_card(out / "noise_schedule.json")
+    assert card["objective"]["learner"] == "vdm" and card["objective"]["num_knots"] == 8
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all("noise_density" in r and "learner_loss" in r for r in records)
+    # the card is the learned schedule itself
+    learned = card_schedule(card)
+    assert float(learned.sigma_min) == pytest.approx(0.002)
+    exported = tmp_path / "sigmas.txt"
+    assert main(["export", str(out / "noise_schedule.json"), "--format", "comfyui",
+                 "--num-steps", "6", "--output", str(exported)]) == 0  # fmt: skip
+    assert len(exported.read_text().split(",")) == 7
+    fit = tmp_path / "fit"
+    capsys.readouterr()
+    assert main(["optimize", "--init-card", str(out / "noise_schedule.json"), "--nfe", "4",
+                 "--iterations", "5", "--out", str(fit), "--no-progress"]) == 0  # fmt: skip
+    fitted = load_card(fit / "schedule.json")
+    assert fitted["settings"]["init_card"] == str(out / "noise_schedule.json")
