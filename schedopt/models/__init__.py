@@ -1,5 +1,6 @@
 """Denoisers: the ``AbstractDenoiser`` interface, exact oracles and Flax networks."""
 
+from .._lazy import lazy_getattr
 from .adapters import CONDITIONINGS, PREDICTIONS, FunctionDenoiser, PredictionDenoiser
 from .base import AbstractDenoiser
 from .oracles import GaussianDenoiser, GaussianMixtureDenoiser
@@ -16,17 +17,13 @@ _LAZY = {
     "load_network": "nnx_adapter",
     "save_network": "nnx_adapter",
     "noise_distribution": "noise",
+    "noise_learner": "noise_learning",
     "TrainResult": "training",
     "train_denoiser": "training",
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, globals(), _LAZY)
 
 
 __all__ = [
