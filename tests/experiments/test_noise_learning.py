@@ -12,13 +12,13 @@ import pytest
 def test_noise_learning_smoke_trains_evaluates_and_resumes(tmp_path, experiment_module):
     with experiment_module("noise_learning") as module:
         out, models = tmp_path / "out", tmp_path / "models"
-        argv = ["--smoke", "--arms", "edm,adaptive", "--train-seeds", "0",
+        argv = ["--smoke", "--arms", "adaptive", "--train-seeds", "0",
                 "--out", str(out), "--models", str(models)]  # fmt: skip
         assert module.main(argv) == 0
         rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
         assert {(r["arm"], r["solver"], r["nfe"]) for r in rows} == {
             (arm, solver, nfe)
-            for arm in ("edm", "adaptive")
+            for arm in ("adaptive",)
             for solver, nfe in (module.FIXED, module.FEW_STEP[0])
         }
         few = next(r for r in rows if r["arm"] == "adaptive" and r["solver"] == "dpmpp-2m")
@@ -29,8 +29,22 @@ def test_noise_learning_smoke_trains_evaluates_and_resumes(tmp_path, experiment_
         # a second run finds every (arm, seed) done: nothing is added
         assert module.main(argv) == 0
         assert len((out / "rows.jsonl").read_text().splitlines()) == len(rows)
-        summary = json.loads((out / "summary.json").read_text())
-        cell = next(c for c in summary["cells"] if c["solver"] == "dpmpp-2m")
-        assert set(cell["arms"]) == {"edm", "adaptive"}
-        assert cell["arms"]["adaptive"]["ratio_to_edm"]["n"] == 1
         assert "| dpmpp-2m | 5 |" in (out / "table.md").read_text()
+
+
+def test_summary_pairs_each_arm_with_edm_by_training_seed(experiment_module):
+    with experiment_module("noise_learning") as module:
+        rows = [
+            {"arm": arm, "train_seed": seed, "solver": "heun", "nfe": 35, "fd_seeds": [fd, fd]}
+            for arm, seed, fd in [
+                ("edm", 0, 10.0), ("edm", 1, 20.0), ("vdm", 0, 8.0), ("vdm", 1, 18.0),
+                ("crs", 1, 30.0),
+            ]
+        ]  # fmt: skip
+        cell = module.summarize(rows)["cells"][0]
+        assert cell["arms"]["vdm"]["fd"]["mean"] == 13.0
+        assert cell["arms"]["vdm"]["ratio_to_edm"]["values"] == [0.8, 0.9]
+        assert cell["arms"]["crs"]["ratio_to_edm"]["values"] == [1.5]  # seed 1 only
+        assert "ratio_to_edm" not in cell["arms"]["edm"]
+        text = module.table(module.summarize(rows), {"edm": [100.0, 110.0]})
+        assert "| heun | 35 | 15 ± 64 (n=2) | 13 ± 64 (n=2) |" in text
