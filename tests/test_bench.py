@@ -80,6 +80,7 @@ OWN_TESTS = (
     "default_job",
     "kl_speed",
     "kl_accuracy",
+    "noise_learning_step",
 )
 
 
@@ -166,3 +167,14 @@ def test_bench_torch_bridge_against_torch_alone(capsys):
     bridge = record["torch_bridge"]
     assert bridge["agree"] and bridge["ratio"] > 0
     assert bridge["schedopt_median_s"] > 0 and bridge["torch_median_s"] > 0
+
+
+@pytest.mark.slow
+def test_bench_noise_learning_step_times_every_learner_against_fixed_noise(capsys):
+    from schedopt.models.noise_learning import LEARNERS
+
+    record = _run(capsys, ["--quick", "--sections", "noise_learning_step", "--repeats", "1"])
+    section = record["noise_learning_step"]
+    assert set(section["ratio_to_none"]) == set(LEARNERS)
+    assert all(r > 0 for r in section["ratio_to_none"].values())
+    assert section["seconds_per_step"]["none"] > 0 and section["steps"] == 5

@@ -66,6 +66,7 @@ SECTIONS = (
     "default_job",
     "kl_speed",
     "kl_accuracy",
+    "noise_learning_step",
 )
 
 
@@ -446,6 +447,10 @@ def run(args) -> int:
             record["kl_accuracy"] = _kl_bench.kl_accuracy((3, 20), ["euler"])
         else:
             record["kl_accuracy"] = _kl_bench.kl_accuracy()
+    if "noise_learning_step" in sections:
+        from ._train_bench import noise_learning_step
+
+        record["noise_learning_step"] = noise_learning_step(timed, quick, repeats)
     text = json.dumps(record, indent=2)
     if args.output:
         from ..io import atomic_write_bytes
