@@ -512,7 +512,7 @@ def evaluate_all(objective, schedules: dict, key) -> dict:
 START = "__start__"
 
 
-def prepare_report(objective, references: dict, start, key, args) -> dict:
+def prepare_report(objective, references: dict, start, key, args, process: str = "ve") -> dict:
     """What the report needs that the fit does not change, run in a thread beside it (XLA
     compiles with the interpreter lock released, so this overlaps the fit's compilation):
     the objective values of the references and of ``start`` (under :data:`START`), the
@@ -525,7 +525,7 @@ def prepare_report(objective, references: dict, start, key, args) -> dict:
     from ..plot import schedule_curves
 
     schedule_curves({"learned": start, **references}, args.nfe, args.final)
-    prepare_card(start, num_steps=args.nfe, final=args.final, process="ve")
+    prepare_card(start, num_steps=args.nfe, final=args.final, process=process)
     return values
 
 
@@ -566,7 +566,9 @@ def run(args) -> int:
     with RunDirectory(out, option="--out", outputs=OUTPUTS, resumable=("checkpoints",)) as run_dir:
         log_path = run_dir.staged("log.jsonl")
         with ThreadPoolExecutor(max_workers=1) as pool:  # the report's own work, beside the fit
-            report = pool.submit(prepare_report, objective, setup.references, start, key, args)
+            report = pool.submit(
+                prepare_report, objective, setup.references, start, key, args, setup.process
+            )
             try:
                 result = optimize(
                     start,
@@ -618,7 +620,7 @@ def run(args) -> int:
             result.schedule,
             num_steps=args.nfe,
             final=args.final,
-            process="ve",
+            process=setup.process,
             solver=solver_record(args),
             objective=objective.describe(),
             objective_value=result.final_loss,

@@ -127,7 +127,7 @@ CASES = [
     ([*TJ, "--torch-model", "os:nothing_here"], 2, "cannot import 'nothing_here' from 'os'"),
     ([*TJ, "--torch-prediction", "eps"], 2, "--torch-prediction applies with --torch-model only"),
     ([*TJ, "--torch-data", "{good_npy}"], 2, "--torch-data applies with --torch-model only"),
-    ([*TJ, "--torch-model", "{tmp}", "--dataset", "gmm-64"], 2, "with --torch-model give --torch"),
+    ([*TJ, "--torch-model", "{tmp}", "--dataset", "gmm64"], 2, "with --torch-model give --torch"),
     ([*TJ, "--patience", "0"], 2, "argument --patience: must be an integer from 1"),
     ([*TJ, "--patience", "2", "--resume"], 2, "--patience cannot be combined with --resume"),
     ([*OPT, "--patience", "2"], 2, "--patience applies to --objective trajectory, not"),

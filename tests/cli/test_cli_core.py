@@ -124,3 +124,11 @@ def test_optimize_resume_continues_a_run_exactly(tmp_path, capsys):
     assert resumed["schedule"] == straight["schedule"]
     steps = [json.loads(x)["step"] for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert steps == list(range(50))
+
+
+def test_a_former_dataset_name_warns_and_means_the_same_data_set():
+    from schedopt.cli._objectives.trajectory import dataset_name
+
+    with pytest.warns(FutureWarning, match="--dataset gmm-64 is deprecated: use --dataset gmm64"):
+        assert dataset_name("gmm-64") == "gmm64"
+    assert dataset_name("ring") == "ring"

@@ -102,7 +102,7 @@ def test_a_plugin_that_breaks_the_contract_is_refused(on_path, monkeypatch, caps
 
 
 def test_a_built_in_plugins_option_is_refused_with_a_plugin_module(on_path, tmp_path, capsys):
-    argv = ["optimize", "--objective", "energy_plugin", "--dataset", "gmm-grid"]
+    argv = ["optimize", "--objective", "energy_plugin", "--dataset", "grid"]
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "--dataset applies to --objective frechet or mmd or sliced-w2 or trajectory" in err

@@ -193,6 +193,7 @@ def test_cli_optimize_with_a_torch_model(tmp_path, capsys):
     assert fingerprint["torch_model"] == str(model) and fingerprint["prediction"] == "eps"
     assert fingerprint["model_evaluations"] == 3 and fingerprint["data"] == "digits"
     assert card["objective"]["event_shape"] == [1, 8, 8] and card["objective"]["init"] == "vp"
+    assert card["process"] == "vp"  # the model's process, not the oracles' ve
     assert "mmd at 3 steps (dpmpp-2m)" in capsys.readouterr().out
 
 

@@ -187,7 +187,7 @@ def test_bad_input_names_the_argument(build, match):
 
 
 def _optimize_cli(tmp_path, *extra):
-    args = ["optimize", "--dataset", "gmm-ring", "--nfe", "4", "--iterations", "3"]
+    args = ["optimize", "--dataset", "ring", "--nfe", "4", "--iterations", "3"]
     args += ["--batch-size", "64", "--num-data", "256", "--no-progress", "--out", str(tmp_path)]
     return cli_main([*args, *extra])
 

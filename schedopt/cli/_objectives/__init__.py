@@ -46,12 +46,15 @@ class ObjectiveSetup(NamedTuple):
     """What a plug-in's ``build`` returns: the objective, a data fingerprint for the card,
     reference schedules (name -> schedule) to compare against in the printed table, and
     whether the fit is small enough to compile quickly (:mod:`schedopt._compile`: its loop
-    then runs a few times slower, in less time than XLA's optimisations take)."""
+    then runs a few times slower, in less time than XLA's optimisations take), and the
+    process of the model the schedule is for (the card's ``process``: ``"ve"`` for EDM-style
+    denoisers and the oracles, ``"vp"`` for a VP-conditioned network)."""
 
     objective: AbstractObjective
     fingerprint: str | dict | None = None
     references: dict = {}
     fast_compile: bool = False
+    process: str = "ve"
 
 
 def discover() -> dict[str, ModuleType]:

@@ -20,6 +20,7 @@ fingerprint records ``model_evaluations``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
@@ -40,15 +41,36 @@ OPTIONS = (
 #: The options the discrepancy objectives (mmd, sliced-w2, frechet) read.
 DISCREPANCY_OPTIONS = ("dataset", "batch_size", "num_data", "init", *TORCH_OPTIONS)
 
-#: ``--dataset`` values: Gaussian mixtures with an exact posterior mean.
-DATASETS = {"gmm-ring": "ring", "gmm-grid": "grid", "gmm-64": "gmm64", "gmm-gaussian": "gaussian"}
+#: ``--dataset`` values: the Gaussian mixtures of :mod:`schedopt.data` (exact posterior
+#: mean), by their names there.
+DATASETS = ("ring", "grid", "gmm64", "gaussian")
+#: Their former names here, accepted with a warning.
+DEPRECATED_DATASETS = {
+    "gmm-ring": "ring", "gmm-grid": "grid", "gmm-64": "gmm64", "gmm-gaussian": "gaussian"
+}  # fmt: skip
+
+
+def dataset_name(text: str) -> str:
+    """``--dataset``: a mixture's name in :mod:`schedopt.data`; a former name warns."""
+    if text in DEPRECATED_DATASETS:
+        import warnings
+
+        new = DEPRECATED_DATASETS[text]
+        warnings.warn(f"--dataset {text} is deprecated: use --dataset {new}", FutureWarning, 2)
+        return new
+    if text not in DATASETS:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(DATASETS)})"
+        )
+    return text
 
 
 def add_arguments(group) -> None:
     group.add_argument(
         "--dataset",
-        default="gmm-ring",
-        choices=tuple(DATASETS),
+        default="ring",
+        type=dataset_name,
+        metavar="{" + ",".join(DATASETS) + "}",
         help="sample-based objectives: the Gaussian mixture (exact oracle)",
     )
     group.add_argument(
@@ -136,7 +158,7 @@ def load_oracle(args):
     from ...models import GaussianMixtureDenoiser
 
     num_data = args.num_data
-    ds = load_dataset(DATASETS[args.dataset], seed=args.seed, num_train=num_data, num_test=1)
+    ds = load_dataset(args.dataset, seed=args.seed, num_train=num_data, num_test=1)
     denoiser = GaussianMixtureDenoiser.from_mixture(ds.distribution)
     return denoiser, ds.train, {"dataset": args.dataset, "seed": args.seed, "num_data": num_data}
 
@@ -278,7 +300,9 @@ def sample_objective_setup(args, name: str) -> ObjectiveSetup:
 
         fingerprint["model_evaluations"] = model_evaluations(sampler, denoiser)
     references = baseline_schedules(None, args.sigma_min, args.sigma_max)
-    return ObjectiveSetup(objective, fingerprint, references)
+    time_input = None if event_shape is None else denoiser.time_input
+    process = {"timestep": "vp", "flow": "flow"}.get(time_input, "ve")
+    return ObjectiveSetup(objective, fingerprint, references, process=process)
 
 
 def build(args) -> ObjectiveSetup:
