@@ -237,15 +237,7 @@ def train_denoiser(
         raise ValueError(f"`ema_decay` must be in [0, 1), got ema_decay={ema_decay!r}")
     check_weighting(weighting)
     noise = noise_distribution(noise)
-    data = np.asarray(data, dtype=np.float32)
-    event_shape = getattr(model, "event_shape", None)
-    if data.ndim < 2 or data.shape[0] < 1 or (event_shape and data.shape[1:] != tuple(event_shape)):
-        raise ValueError(
-            f"`data` must have shape (n, {', '.join(map(str, event_shape or ('...',)))}), "
-            f"got data.shape={data.shape}"
-        )
-    if not np.all(np.isfinite(data)):
-        raise ValueError("`data` must be finite everywhere")
+    data = _check_data(model, data)
     optimizer_desc = "custom" if optimizer is not None else {"adam": learning_rate, "warmup": 200}
     if optimizer is None:
         optimizer = default_optimizer(learning_rate)
@@ -255,17 +247,10 @@ def train_denoiser(
     )
 
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    state = {
-        "params": params,
-        "ema": jax.tree.map(jnp.copy, params),
-        "opt_state": optimizer.init(params),
-        "step": jnp.asarray(0, jnp.int32),
-    }
+    learned = learner if learn_noise is not None else None
+    state = _initial_state(params, optimizer, learned, learner_optimizer)
     settings = _settings(model, data, batch_size, noise, weighting, ema_decay, seed, optimizer_desc)
-    if learn_noise is not None:
-        state["noise"] = learner.init_state()
-        if learner_optimizer is not None:
-            state["noise"]["opt_state"] = learner_optimizer.init(state["noise"]["params"])
+    if learned is not None:
         settings["learn_noise"] = {
             **learner.describe(),
             "learning_rate": noise_learning_rate or learning_rate,
@@ -311,30 +296,14 @@ def train_denoiser(
                 num_steps - step,
             )
             t0 = time.perf_counter()
-            losses, learner_losses = [], []
-            for _ in range(count):
-                state, loss, learner_loss = step_fn(state, data_device)
-                losses.append(loss)
-                learner_losses.append(learner_loss)
-            loss = float(jnp.mean(jnp.stack(losses)))
-            elapsed = time.perf_counter() - t0
+            state, record = _run_chunk(step_fn, state, data_device, count, learned)
             step += count
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss became {loss} at step {step}; lower the learning rate"
-                )
             record = {
                 "step": step,
-                "loss": loss,
-                "steps_per_second": count / elapsed,
+                **record,
+                "steps_per_second": count / (time.perf_counter() - t0),
                 "elapsed_seconds": time.perf_counter() - t_start,
             }
-            if "noise" in state:
-                record["learner_loss"] = float(jnp.mean(jnp.stack(learner_losses)))
-                noise_state = state["noise"]
-                record["noise_density"] = learner.logged_density(
-                    noise_state["params"], noise_state["stats"]
-                )
             if hook is not None:
                 record.update(hook(step, nnx.merge(graphdef, state["ema"], rest)) or {})
             history.append(record)
@@ -343,7 +312,7 @@ def train_denoiser(
                     f.write(json.dumps(record) + "\n")
             if bar is not None:
                 bar.update(count)
-                bar.set_postfix(loss=f"{loss:.4f}")
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
             if manager is not None and (step % checkpoint_every == 0 or step == num_steps):
                 _save(manager, step, state, settings)
             if callback is not None:
@@ -359,9 +328,61 @@ def train_denoiser(
         raw_model=nnx.merge(graphdef, state["params"], rest),
         step=step,
         history=history,
-        noise_learner=learner if "noise" in state else None,
+        noise_learner=learned,
         noise_state=state.get("noise"),
     )
+
+
+def _check_data(model, data) -> np.ndarray:
+    """``data`` as float32, refused unless ``(n, *event_shape)`` and finite."""
+    data = np.asarray(data, dtype=np.float32)
+    event_shape = getattr(model, "event_shape", None)
+    if data.ndim < 2 or data.shape[0] < 1 or (event_shape and data.shape[1:] != tuple(event_shape)):
+        raise ValueError(
+            f"`data` must have shape (n, {', '.join(map(str, event_shape or ('...',)))}), "
+            f"got data.shape={data.shape}"
+        )
+    if not np.all(np.isfinite(data)):
+        raise ValueError("`data` must be finite everywhere")
+    return data
+
+
+def _initial_state(params, optimizer, learner, learner_optimizer) -> dict:
+    """The training state at step 0: weights, their EMA, the optimiser's state and, with a
+    noise ``learner``, its state (``"noise"``) and its optimiser's."""
+    state = {
+        "params": params,
+        "ema": jax.tree.map(jnp.copy, params),
+        "opt_state": optimizer.init(params),
+        "step": jnp.asarray(0, jnp.int32),
+    }
+    if learner is not None:
+        state["noise"] = learner.init_state()
+        if learner_optimizer is not None:
+            state["noise"]["opt_state"] = learner_optimizer.init(state["noise"]["params"])
+    return state
+
+
+def _run_chunk(step_fn, state, data, count: int, learner) -> tuple[dict, dict]:
+    """``count`` steps, then one sync: the state and the log record's mean losses (and the
+    learned density, with a noise ``learner``); a non-finite loss raises."""
+    losses, learner_losses = [], []
+    for _ in range(count):
+        state, loss, learner_loss = step_fn(state, data)
+        losses.append(loss)
+        learner_losses.append(learner_loss)
+    loss = float(jnp.mean(jnp.stack(losses)))
+    if not np.isfinite(loss):
+        step = int(state["step"])
+        raise FloatingPointError(
+            f"training loss became {loss} at step {step}; lower the learning rate"
+        )
+    record = {"loss": loss}
+    if learner is not None:
+        record["learner_loss"] = float(jnp.mean(jnp.stack(learner_losses)))
+        noise = state["noise"]
+        record["noise_density"] = learner.logged_density(noise["params"], noise["stats"])
+    return state, record
 
 
 def _noise_learner(learn_noise, noise, weighting, sigma_data, seed, rate, default_rate):
