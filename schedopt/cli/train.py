@@ -14,8 +14,9 @@ weighting from the model's losses (:mod:`schedopt.models.noise_learning`), with
 ``OUT/noise_schedule.json`` (``schedopt optimize --init-card`` starts a sampling fit from
 it, ``schedopt export`` exports it) and the plot ``OUT/noise_density.png``.
 
-``--online-schedule corrector`` also adapts a sampling grid while the model trains (P4's
-Algorithm 2, :class:`schedopt.score_optimal.OnlineEqualCost`) and writes it as the card
+``--online-schedule corrector`` also adapts a sampling grid while the model trains
+(Williams et al., Score-Optimal Diffusion Schedules, Algorithm 2,
+:class:`schedopt.score_optimal.OnlineEqualCost`) and writes it as the card
 ``OUT/online_schedule.json``; a resumed run continues the grid from the log.
 
 Defaults: digits, a U-Net (32, 64 channels), 3000 steps of 64 images, Adam 2e-3,
@@ -170,7 +171,8 @@ def register(subparsers) -> None:
         help="adaptive: exponential-average decay of the per-bin loss, in [0, 1)",
     )
     online = p.add_argument_group(
-        "online schedule adaptation (P4, Algorithm 2)",
+        "online schedule adaptation (Williams et al., Score-Optimal Diffusion Schedules, "
+        "Algorithm 2)",
         "adapt a sampling grid to the model while it trains: at every log, the transport "
         "cost of each step of the grid is estimated with the current EMA model and the grid "
         "moves towards the equal-cost grid (t <- gamma t* + (1 - gamma) t); the log records "

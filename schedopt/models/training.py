@@ -216,7 +216,8 @@ def train_denoiser(
     must match). Only ``nnx.Param`` variables are trained; other state stays as given.
     ``callback`` gets each log record (it may raise to stop the run).
     ``hook(step, model)`` runs at every log boundary with the current EMA model; a dict it
-    returns is merged into that log record (e.g. P4's online schedule adaptation,
+    returns is merged into that log record (e.g. the online schedule adaptation of
+    Williams et al., Score-Optimal Diffusion Schedules,
     :class:`schedopt.score_optimal.OnlineEqualCost`). A resumed run first calls
     ``hook.resume(records)``, where the hook has that method, with the log records it kept.
 
