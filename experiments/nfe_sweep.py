@@ -48,8 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt.baselines import baseline_schedules
-from schedopt.constant_rate import Frechet as FrechetSpeed
-from schedopt.constant_rate import tabulate_speed
+from schedopt.constant_rate import SampleFrechet, tabulate_speed
 from schedopt.data import load_dataset
 from schedopt.gaussian import Spectrum, gaussian_kl, step_grid
 from schedopt.io import atomic_write_bytes, atomic_write_json
@@ -181,7 +180,7 @@ def target_schedules(target: Target, cost_samples: int, smoke: bool) -> tuple[di
     out, seconds = {}, {}
     start = time.perf_counter()
     speed = tabulate_speed(
-        FrechetSpeed.from_data(target.train.reshape(len(target.train), -1), num_samples=1000),
+        SampleFrechet.from_data(target.train.reshape(len(target.train), -1), num_samples=1000),
         num_points=33 if smoke else 129,
     )
     out["constant-rate"], seconds["constant-rate"] = (

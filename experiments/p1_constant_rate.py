@@ -43,8 +43,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from schedopt.constant_rate import (  # noqa: E402
     DataPrediction,
-    Frechet,
     NoisePrediction,
+    SampleFrechet,
     digits_feature_map,
     tabulate_speed,
 )
@@ -124,7 +124,7 @@ def run_gmm(args):
     oracle = GaussianMixtureDenoiser.from_mixture(dataset.distribution)
     n_bank = 64 if args.smoke else 1000
     measures = {
-        "fd": Frechet.from_data(dataset.train, num_samples=n_bank),
+        "fd": SampleFrechet.from_data(dataset.train, num_samples=n_bank),
         "x0": DataPrediction.from_data(oracle, dataset.train, num_samples=n_bank),
         "eps": NoisePrediction.from_data(oracle, dataset.train, num_samples=n_bank),
     }
@@ -183,8 +183,8 @@ def run_digits(args):
     n_bank = 64 if args.smoke else 500
     batch = None if args.smoke else 250
     measures = {
-        "fd": Frechet.from_data(dataset.train, num_samples=n_bank),
-        "fd-clf": Frechet.from_data(
+        "fd": SampleFrechet.from_data(dataset.train, num_samples=n_bank),
+        "fd-clf": SampleFrechet.from_data(
             dataset.train, num_samples=n_bank, feature_map=digits_feature_map()
         ),
         "x0": DataPrediction.from_data(
@@ -279,7 +279,7 @@ def run_training(args):
     settings = None if args.smoke else shared_settings(model_dir)
     n_bank = 64 if args.smoke else 500
     speed = tabulate_speed(
-        Frechet.from_data(dataset.train, num_samples=n_bank), num_points=args.speed_points
+        SampleFrechet.from_data(dataset.train, num_samples=n_bank), num_points=args.speed_points
     )
     crs = speed.schedule(args.xi)
     n = args.samples or (64 if args.smoke else 1000)

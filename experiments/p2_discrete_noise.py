@@ -70,7 +70,7 @@ def gaussian_exact(spectrum, schedule, num_steps: int, kappa: float) -> dict:
 @eqx.filter_jit
 def _gaussian_exact(spectrum, schedule, num_steps, kappa):
     grid = G.step_grid(schedule, num_steps)
-    solver = G.EulerMaruyama(process="vp", kappa=kappa)
+    solver = G.GaussianEulerMaruyama(process="vp", kappa=kappa)
     moments = G.output_moments(spectrum, grid, solver, "vp")
     var = moments.variance()
     c = spectrum.eigenvalues

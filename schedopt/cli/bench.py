@@ -157,8 +157,7 @@ def kl_scaling(sizes, steps, repeats: int) -> dict:
 
 
 def time_to_schedule(iterations: int, repeats: int, quick: bool) -> dict:
-    from ..constant_rate import Frechet as FrechetSpeed
-    from ..constant_rate import tabulate_speed
+    from ..constant_rate import SampleFrechet, tabulate_speed
     from ..data import ring
     from ..gaussian import Spectrum
     from ..models import GaussianMixtureDenoiser
@@ -203,7 +202,7 @@ def time_to_schedule(iterations: int, repeats: int, quick: bool) -> dict:
     levels = teacher_levels(0.002, 80.0, 32 if quick else 128)
     sample_iterations = max(iterations // 5, 3)
     speed_points, cost_intervals = (17, 16) if quick else (129, 128)
-    measure = FrechetSpeed.from_data(data, num_samples=256 if quick else 1000)
+    measure = SampleFrechet.from_data(data, num_samples=256 if quick else 1000)
     table = CostTable.estimate(
         CorrectorCost(), denoiser, data[:batch], jax.random.key(2), num_intervals=cost_intervals
     )

@@ -26,6 +26,7 @@ from pathlib import Path
 import jax
 
 from .._compile import fast_compile_options, fast_jit
+from .._table import format_table
 from ..baselines import BASELINES
 from ..schedules import (
     FAMILIES,
@@ -42,7 +43,6 @@ from ._common import (
     MAX_STEPS,
     family_parameters,
     float_range,
-    format_table,
     int_range,
     noise_level,
     noise_range,

@@ -8,6 +8,7 @@ change the diffused distribution at a constant rate, for sampling and for traini
 'monotone-cubic'
 """
 
+from .._deprecated import deprecated_getattr
 from .features import NNXFeatureMap, digits_feature_map
 from .measures import (
     FRECHET_METHODS,
@@ -15,8 +16,8 @@ from .measures import (
     AbstractMeasure,
     AbstractSampleMeasure,
     Combined,
-    Frechet,
     GaussianFrechet,
+    SampleFrechet,
     combine,
     sample_bank,
     sigmoid_difference,
@@ -37,6 +38,9 @@ from .speed import (
     variable_steps,
 )
 
+# Renamed: `Frechet` is the sample-versus-data objective of schedopt.objectives.
+__getattr__ = deprecated_getattr(__name__, globals(), {"Frechet": "SampleFrechet"})
+
 __all__ = [
     "FRECHET_METHODS",
     "INPUTS",
@@ -48,10 +52,10 @@ __all__ = [
     "AbstractSampleMeasure",
     "Combined",
     "DataPrediction",
-    "Frechet",
     "GaussianFrechet",
     "NNXFeatureMap",
     "NoisePrediction",
+    "SampleFrechet",
     "Speed",
     "check_xi",
     "combine",

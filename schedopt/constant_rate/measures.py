@@ -16,7 +16,7 @@ jit-able and differentiable function of ``(a, b)``.
 ``GaussianFrechet``    closed form for data ``N(mu, C)`` with identity features:
                        ``|mu|^2 (alpha_a - alpha_b)^2 + sum_i (sqrt V_i(a) - sqrt V_i(b))^2``,
                        ``V_i = alpha^2 c_i + sigma^2``
-``Frechet``            model-free: Fréchet distance of Gaussians fitted to features of
+``SampleFrechet``      model-free: Fréchet distance of Gaussians fitted to features of
                        the diffused data at ``a`` and ``b`` (P1's measure 1)
 ``DataPrediction``     ``E ||x0_hat(x, a) - x0_hat(x, b)||^2`` at the same noisy input
                        ``x`` (P1's measure 2; in :mod:`.predictions`)
@@ -223,7 +223,7 @@ def _decorrelated(x: Array, eps: Array) -> Array:
     return jnp.asarray(np.sqrt(n - 1.0) * q @ (u @ vt), eps.dtype)
 
 
-class Frechet(AbstractSampleMeasure):
+class SampleFrechet(AbstractSampleMeasure):
     """Model-free Fréchet distance of features of the diffused data (P1's measure 1).
 
     Gaussians are fitted to ``phi(x_a)`` and ``phi(x_b)`` (``phi`` = ``feature_map``,
@@ -235,7 +235,7 @@ class Frechet(AbstractSampleMeasure):
     which loses precision to cancellation for close levels in float32.
 
     >>> x = jax.random.normal(jax.random.key(1), (4000, 2)) * jnp.array([2.0, 0.5])
-    >>> est = Frechet.from_data(x)(0.0, -0.2)
+    >>> est = SampleFrechet.from_data(x)(0.0, -0.2)
     >>> ref = GaussianFrechet(jnp.array([4.0, 0.25]))(0.0, -0.2)
     >>> bool(abs(est / ref - 1) < 0.1)
     True
@@ -264,7 +264,7 @@ class Frechet(AbstractSampleMeasure):
         seed: int = 0,
         feature_map: Callable[[Array], Array] | None = None,
         method: str = "local",
-    ) -> "Frechet":
+    ) -> "SampleFrechet":
         """A bank of ``num_samples`` rows of ``data`` (all by default) with fresh noises."""
         x0, eps = sample_bank(data, num_samples, seed)
         return cls(x0, eps, feature_map=feature_map, method=method)

@@ -1,6 +1,7 @@
 """Closed-form theory for Gaussian data (P0): sampler gains, output moments, KL, asymptotics,
 for the single-step solvers and the multistep ones (DPM-Solver++, UniPC, iPNDM)."""
 
+from .._deprecated import deprecated_getattr
 from .asymptotics import (
     asymptotically_optimal_schedule,
     euler_maclaurin_constant,
@@ -19,9 +20,9 @@ from .multistep import (
 from .registry import SOLVERS, solver_from_name
 from .solvers import (
     AbstractGaussianSolver,
-    Ancestral,
     Euler,
-    EulerMaruyama,
+    GaussianAncestral,
+    GaussianEulerMaruyama,
     Heun,
     StepCoefficients,
     StepGrid,
@@ -31,17 +32,24 @@ from .solvers import (
 )
 from .spectrum import Spectrum
 
+# Renamed (they shared their names with the samplers of schedopt.sampling).
+__getattr__ = deprecated_getattr(
+    __name__,
+    globals(),
+    {"Ancestral": "GaussianAncestral", "EulerMaruyama": "GaussianEulerMaruyama"},
+)
+
 __all__ = [
     "DIRECTIONS",
     "INITS",
     "SOLVERS",
     "AbstractGaussianMultistep",
     "AbstractGaussianSolver",
-    "Ancestral",
     "Euler",
-    "EulerMaruyama",
+    "GaussianAncestral",
     "GaussianDPMSolverPP",
     "GaussianDPMSolverPPSDE",
+    "GaussianEulerMaruyama",
     "GaussianIPNDM",
     "GaussianUniPC",
     "Heun",

@@ -36,6 +36,7 @@ from .._checks import (
     check_strictly_decreasing,
     is_concrete,
 )
+from ..gaussian.solvers import ancestral_split
 from ..models.base import AbstractDenoiser
 from ..schedules.base import FINALS, AbstractSchedule, grid, grid_times
 from ..schedules.processes import VE, VP, AbstractProcess, process_from_name
@@ -260,21 +261,6 @@ class EulerMaruyama(AbstractSampler):
             kappa=self.kappa,
             to_zero=self.final == "zero",
         )
-
-
-def ancestral_split(s, s_next, eta):
-    """``(s_up, s_down)`` of one ancestral step (k-diffusion's ``get_ancestral_step``).
-
-    ``s_up = min(s', eta sqrt(s'^2 (s^2 - s'^2) / s^2))``, ``s_down = sqrt(s'^2 - s_up^2)``.
-
-    >>> [round(float(v), 4) for v in ancestral_split(2.0, 1.0, 1.0)]
-    [0.866, 0.5]
-    """
-    s_up = jnp.minimum(
-        s_next, eta * jnp.sqrt(s_next**2 * jnp.maximum(s**2 - s_next**2, 0.0) / s**2)
-    )
-    s_down = jnp.sqrt(jnp.maximum(s_next**2 - s_up**2, 0.0))
-    return s_up, s_down
 
 
 def ancestral(

@@ -143,8 +143,8 @@ def build_measure(args):
     """The (possibly combined) measure named by ``--measure`` and its options."""
     from ...constant_rate import (
         DataPrediction,
-        Frechet,
         NoisePrediction,
+        SampleFrechet,
         combine,
         digits_feature_map,
         logsnr_grid,
@@ -161,7 +161,7 @@ def build_measure(args):
         if name == "fd":
             fmap = digits_feature_map() if features == "classifier" else None
             measures.append(
-                Frechet.from_data(data, num_samples=n, seed=args.seed, feature_map=fmap)
+                SampleFrechet.from_data(data, num_samples=n, seed=args.seed, feature_map=fmap)
             )
         else:
             cls = DataPrediction if name == "x0" else NoisePrediction
