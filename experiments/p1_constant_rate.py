@@ -1,4 +1,5 @@
-"""P1 (constant-rate scheduling): sampling schedules over NFE, and a CRS-trained model.
+"""Okada et al. (Constant Rate Scheduling): sampling schedules over NFE, and a CRS-trained
+model.
 
 Three parts, each writing ``experiments/out/p1/<part>.json`` and ``<part>.md``, plus plots:
 
@@ -10,7 +11,7 @@ Three parts, each writing ``experiments/out/p1/<part>.json`` and ``<part>.md``, 
              initial noise (a 1000-step Heun solve), sliced W2 and Gaussian KL to the data.
 ``digits``   The same on the shared digits denoiser (EDM log-normal training,
              ``runs/digits-edm``): ``crs-fd`` (identity features), ``crs-fd-clf`` (digits
-             classifier features, P1's Inception analogue), ``crs-x0``, ``crs-eps`` from
+             classifier features, the paper's Inception analogue), ``crs-x0``, ``crs-eps`` from
              the model; metric: Fréchet distance of classifier features to the test split.
 ``training`` A digits denoiser trained with the constant-rate training distribution
              (``t ~ U(0, 1)`` through the ``crs-fd`` schedule, i.e. density ∝ v) under the
@@ -129,7 +130,7 @@ def run_gmm(args):
         "eps": NoisePrediction.from_data(oracle, dataset.train, num_samples=n_bank),
     }
     crs, speeds = crs_schedules(measures, args.speed_points, args.xi)
-    for xi in args.xi_variants:  # P1's exponent: d alpha / dt ∝ v^-xi
+    for xi in args.xi_variants:  # the paper's exponent: d alpha / dt ∝ v^-xi
         for name in ("fd", "x0"):
             crs[f"crs-{name}-xi{xi:g}"] = speeds[f"crs-{name}"].schedule(xi)
     schedules = {**crs, **BASELINES}

@@ -1,4 +1,5 @@
-"""``schedopt analyze``: score / discretisation / initialisation errors of a VE sampler (P3)."""
+"""``schedopt analyze``: score / discretisation / initialisation errors of a VE sampler
+(Wang, He & Tao, "Evaluating the design space of diffusion-based generative models")."""
 
 from __future__ import annotations
 

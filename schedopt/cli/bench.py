@@ -9,8 +9,8 @@ Ratios are measured in the same process. Sections:
   schedule) vs spectrum size ``d`` and vs number of steps;
 - ``time_to_schedule``: wall time to a 5-step Heun schedule for every objective: gaussian-kl
   (optax loop), the sample-based trajectory matching, MMD, sliced W2 and Fréchet on the
-  8-mode ring oracle, constant-rate (P1: the speed table and the direct construction, and
-  the optax objective) and score-work (P4: the cost table and Algorithm 1, and the optax
+  8-mode ring oracle, constant-rate (the speed table and the direct construction, and
+  the optax objective) and score-work (the cost table and Algorithm 1, and the optax
   path energy), the DP search and the AYS-style optimiser;
 - ``sampler_overhead``: diffrax Euler sampler vs a hand-written ``fori_loop``
   (``scripts/bench_sampler.py``), with their ratio;

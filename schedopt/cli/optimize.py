@@ -65,7 +65,7 @@ FIXED = tuple(
 #: a run's own table, with any plug-in from elsewhere, is ``args.plugins``).
 OBJECTIVES = discover()
 
-REFERENCE_LABELS = dict(BASELINES, **{"asymptotic-optimum": "Euler-Maclaurin optimum (P0)"})
+REFERENCE_LABELS = dict(BASELINES, **{"asymptotic-optimum": "Euler-Maclaurin optimum"})
 
 #: Options of the samplers and Gaussian solvers; each applies where the solver has a
 #: field of that name (``eta``: ancestral; ``kappa``, ``process``: Euler-Maruyama, ...).

@@ -1,5 +1,6 @@
-"""Constant-rate scheduling (P1): discrepancy measures, speeds, and the schedules that
-change the diffused distribution at a constant rate, for sampling and for training.
+"""Constant-rate scheduling (Okada et al., Constant Rate Scheduling): discrepancy measures,
+speeds, and the schedules that change the diffused distribution at a constant rate, for
+sampling and for training.
 
 >>> import jax.numpy as jnp
 >>> from schedopt.constant_rate import GaussianFrechet, constant_rate_schedule

@@ -1,5 +1,6 @@
-"""Closed-form theory for Gaussian data (P0): sampler gains, output moments, KL, asymptotics,
-for the single-step solvers and the multistep ones (DPM-Solver++, UniPC, iPNDM)."""
+"""Closed-form theory for Gaussian data (Sun, Poor & Zhang: Gaussian KL, Euler–Maclaurin,
+tangent law; arXiv 2601.13602): sampler gains, output moments, KL, asymptotics, for the
+single-step solvers and the multistep ones (DPM-Solver++, UniPC, iPNDM)."""
 
 from .._deprecated import deprecated_getattr
 from .asymptotics import (

@@ -290,12 +290,12 @@ def ancestral_split(s, s_next, eta):
 
 
 class GaussianEulerMaruyama(AbstractGaussianSolver):
-    """Euler–Maruyama on the reverse SDE, stepping in the schedule's time ``t`` (P2).
+    """Euler–Maruyama on the reverse SDE, stepping in the schedule's time ``t`` (Choi & Fan).
 
     VE (``y``): ``y' = y + g2 h score + sqrt(kappa g2 h) xi``, ``g2 = d s^2 / dt``.
     VP (``x = alpha y``): ``x' = x + beta h (x / 2 + score_x) + sqrt(kappa beta h) xi``,
     ``beta = -sigma^2 dlam/dt``. A last step to ``s' = 0`` returns ``D(y, s)``.
-    ``kappa`` scales the noise variance (1 = matched; P2's mis-scaling study).
+    ``kappa`` scales the noise variance (1 = matched; Choi & Fan's mis-scaling study).
     """
 
     name: ClassVar[str] = "euler-maruyama"

@@ -1,5 +1,6 @@
-"""Stochastic samplers: reverse-SDE Euler–Maruyama (P2, on diffrax), DDPM ancestral and
-DPM-Solver++(2M) SDE (on diffrax, :class:`~schedopt.sampling.multistep.DPMSolverPPSDE`).
+"""Stochastic samplers: reverse-SDE Euler–Maruyama (Choi & Fan, Euler–Maruyama with discrete
+noise, arXiv 2506.08337; on diffrax), DDPM ancestral and DPM-Solver++(2M) SDE (on diffrax,
+:class:`~schedopt.sampling.multistep.DPMSolverPPSDE`).
 
 Euler–Maruyama steps in the schedule's time ``t`` between grid times ``t_k > t_{k+1}``,
 ``h = t_k - t_{k+1}``; diffrax integrates in ``u = 1 - t``. With ``g2 = d s^2/dt`` and
@@ -204,7 +205,7 @@ def _check_kappa(kappa):
 
 
 class EulerMaruyama(AbstractSampler):
-    """Reverse-SDE Euler–Maruyama over the schedule's grid (P2), ``N`` NFE.
+    """Reverse-SDE Euler–Maruyama over the schedule's grid (Choi & Fan), ``N`` NFE.
 
     ``noise``: ``"gaussian"``, ``"rademacher"`` or ``"uniform"``; ``kappa`` scales the
     noise variance (1 = matched, may be a traced array); ``process``: ``"vp"`` or ``"ve"``.

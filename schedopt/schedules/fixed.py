@@ -119,7 +119,7 @@ def _tangent_shape(t, gamma, sigma_min, sigma_max):
 
 
 class Tangent(AbstractRescaledSchedule):
-    """P0's tangent law: ``s = gamma tan(phi_min + t (phi_max - phi_min))``.
+    """The tangent law of Sun, Poor & Zhang: ``s = gamma tan(phi_min + t (phi_max - phi_min))``.
 
     With ``gamma = sqrt(c)`` it is the KL-optimal schedule for one eigenvalue ``c``; with
     ``gamma = 1`` it is the "KL optimal" scheduler of image-generation UIs.

@@ -1,7 +1,8 @@
 """Per-step costs ``C[i, j]`` of a step from teacher level ``s_i`` to ``s_j`` for :mod:`.dp`.
 
 - :func:`gaussian_step_costs`: the exact Gaussian KL of *one* solver step started from the
-  exact marginal at ``s_i`` (P0's closed form on a 2-point grid), ``sum_d w_d KL_d``.
+  exact marginal at ``s_i`` (the closed form of :mod:`schedopt.gaussian` on a 2-point
+  grid), ``sum_d w_d KL_d``.
 - :func:`ays_step_costs`: the per-interval term of the AYS-style KL upper bound
   (:mod:`.ays`), additive over steps, so the DP finds its exact optimum on the grid.
 - :func:`gaussian_range_costs`: the costs of where a grid starts and stops, which put the

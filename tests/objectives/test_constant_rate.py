@@ -1,4 +1,4 @@
-"""Constant-rate scheduling (P1): measures against closed forms, speeds against analytic
+"""Constant-rate scheduling (Okada et al.): measures against closed forms, speeds against analytic
 speeds, the direct construction against analytic schedules, the optax objective against
 the direct construction, training densities by Monte Carlo, errors."""
 
