@@ -1,4 +1,6 @@
-"""Issue 9: the NFE sweep of baselines, search methods and learned schedules, and P0's claim.
+"""The NFE sweep of baselines, search methods and learned schedules, and the claim of
+Sun, Poor & Zhang (Gaussian KL, Euler–Maclaurin, tangent law; arXiv 2601.13602) that the
+Gaussian KL ranks discretisations as sample quality does.
 
 For each target, solver (Euler = DDIM, Heun, Euler-Maruyama) and NFE, every strategy gives
 a sampling grid. Targets:
@@ -15,16 +17,17 @@ Strategies:
 - search: ``dp-kl`` (DP over 96 log-uniform teacher levels, cost = exact one-step Gaussian
   KL of the solver, Euler's for EM) and ``ays`` (AYS-style bound optimiser);
 - schedopt objectives: ``gaussian-kl`` (monotone cubic, Adam on the closed-form KL for the
-  solver), ``constant-rate`` (P1, model-free Fréchet speed of the training data, built once
-  per target), ``score-work`` (P4, equal-cost grid of the corrector cost table from the
+  solver), ``constant-rate`` (Okada et al., Constant Rate Scheduling: model-free Fréchet
+  speed of the training data, built once per target), ``score-work`` (Williams et al.,
+  Score-Optimal Diffusion Schedules: equal-cost grid of the corrector cost table from the
   target's denoiser, built once per target), and the sample-based ``trajectory``, ``mmd``,
   ``sliced-w2``, ``frechet`` (Adam on a monotone cubic through the solver; at the NFEs
   of ``--objective-nfe`` only, as they cost one optimisation per cell).
 
-Each grid gets the target spectrum's exact Gaussian KL (P0's ranking proxy; the covariance
-spectrum of a mixture or of the digits) and sample metrics against held-out data: sliced
-W2, MMD and, on the digits model, the Fréchet distance of classifier features; each a mean
-over ``--seeds`` sampling seeds. Per (target, solver, NFE): Spearman correlation of the
+Each grid gets the target spectrum's exact Gaussian KL (Sun, Poor & Zhang's ranking proxy;
+the covariance spectrum of a mixture or of the digits) and sample metrics against held-out
+data: sliced W2, MMD and, on the digits model, the Fréchet distance of classifier features;
+each a mean over ``--seeds`` sampling seeds. Per (target, solver, NFE): Spearman correlation of the
 KL ranking with each metric's ranking, and whether the KL-selected strategy wins. Writes
 ``experiments/out/sweep/`` ``rows.jsonl`` (appended as cells finish), ``summary.json``,
 ``table.md``, ``metrics.md`` and ``sw2_vs_nfe.png``.
@@ -48,8 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt.baselines import baseline_schedules
-from schedopt.constant_rate import Frechet as FrechetSpeed
-from schedopt.constant_rate import tabulate_speed
+from schedopt.constant_rate import SampleFrechet, tabulate_speed
 from schedopt.data import load_dataset
 from schedopt.gaussian import Spectrum, gaussian_kl, step_grid
 from schedopt.io import atomic_write_bytes, atomic_write_json
@@ -177,11 +179,11 @@ def trailing_schedule(num_steps: int):
 
 
 def target_schedules(target: Target, cost_samples: int, smoke: bool) -> tuple[dict, dict]:
-    """Strategies built once per target (any NFE): P1's constant-rate and P4's score-work."""
+    """Strategies built once per target (any NFE): constant-rate and score-work."""
     out, seconds = {}, {}
     start = time.perf_counter()
     speed = tabulate_speed(
-        FrechetSpeed.from_data(target.train.reshape(len(target.train), -1), num_samples=1000),
+        SampleFrechet.from_data(target.train.reshape(len(target.train), -1), num_samples=1000),
         num_points=33 if smoke else 129,
     )
     out["constant-rate"], seconds["constant-rate"] = (
@@ -429,7 +431,8 @@ def summarise(rows) -> list[dict]:
 
 
 def tightest_budgets(summary) -> list[dict]:
-    """Per (target, solver): the cell with the smallest NFE, where P0's claim is sharpest."""
+    """Per (target, solver): the cell with the smallest NFE, where the KL-ranking claim is
+    sharpest."""
     first = {}
     for cell in summary:
         key = (cell["target"], cell["solver"])
@@ -540,7 +543,7 @@ def main(argv=None):
     p.add_argument("--objective-nfe", default="5,10", help="NFEs with sample-based objectives")
     p.add_argument("--objective-iterations", type=int, default=100)
     p.add_argument("--objective-batch", type=int, default=256)
-    p.add_argument("--cost-samples", type=int, default=1024, help="P4 cost-table samples")
+    p.add_argument("--cost-samples", type=int, default=1024, help="score-work cost-table samples")
     p.add_argument("--model", default="runs/digits-edm", help="trained digits model directory")
     p.add_argument("--out", default=str(OUT))
     p.add_argument(

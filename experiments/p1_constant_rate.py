@@ -1,4 +1,5 @@
-"""P1 (constant-rate scheduling): sampling schedules over NFE, and a CRS-trained model.
+"""Okada et al. (Constant Rate Scheduling): sampling schedules over NFE, and a CRS-trained
+model.
 
 Three parts, each writing ``experiments/out/p1/<part>.json`` and ``<part>.md``, plus plots:
 
@@ -10,7 +11,7 @@ Three parts, each writing ``experiments/out/p1/<part>.json`` and ``<part>.md``, 
              initial noise (a 1000-step Heun solve), sliced W2 and Gaussian KL to the data.
 ``digits``   The same on the shared digits denoiser (EDM log-normal training,
              ``runs/digits-edm``): ``crs-fd`` (identity features), ``crs-fd-clf`` (digits
-             classifier features, P1's Inception analogue), ``crs-x0``, ``crs-eps`` from
+             classifier features, the paper's Inception analogue), ``crs-x0``, ``crs-eps`` from
              the model; metric: Fréchet distance of classifier features to the test split.
 ``training`` A digits denoiser trained with the constant-rate training distribution
              (``t ~ U(0, 1)`` through the ``crs-fd`` schedule, i.e. density ∝ v) under the
@@ -43,8 +44,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from schedopt.constant_rate import (  # noqa: E402
     DataPrediction,
-    Frechet,
     NoisePrediction,
+    SampleFrechet,
     digits_feature_map,
     tabulate_speed,
 )
@@ -124,12 +125,12 @@ def run_gmm(args):
     oracle = GaussianMixtureDenoiser.from_mixture(dataset.distribution)
     n_bank = 64 if args.smoke else 1000
     measures = {
-        "fd": Frechet.from_data(dataset.train, num_samples=n_bank),
+        "fd": SampleFrechet.from_data(dataset.train, num_samples=n_bank),
         "x0": DataPrediction.from_data(oracle, dataset.train, num_samples=n_bank),
         "eps": NoisePrediction.from_data(oracle, dataset.train, num_samples=n_bank),
     }
     crs, speeds = crs_schedules(measures, args.speed_points, args.xi)
-    for xi in args.xi_variants:  # P1's exponent: d alpha / dt ∝ v^-xi
+    for xi in args.xi_variants:  # the paper's exponent: d alpha / dt ∝ v^-xi
         for name in ("fd", "x0"):
             crs[f"crs-{name}-xi{xi:g}"] = speeds[f"crs-{name}"].schedule(xi)
     schedules = {**crs, **BASELINES}
@@ -183,8 +184,8 @@ def run_digits(args):
     n_bank = 64 if args.smoke else 500
     batch = None if args.smoke else 250
     measures = {
-        "fd": Frechet.from_data(dataset.train, num_samples=n_bank),
-        "fd-clf": Frechet.from_data(
+        "fd": SampleFrechet.from_data(dataset.train, num_samples=n_bank),
+        "fd-clf": SampleFrechet.from_data(
             dataset.train, num_samples=n_bank, feature_map=digits_feature_map()
         ),
         "x0": DataPrediction.from_data(
@@ -279,7 +280,7 @@ def run_training(args):
     settings = None if args.smoke else shared_settings(model_dir)
     n_bank = 64 if args.smoke else 500
     speed = tabulate_speed(
-        Frechet.from_data(dataset.train, num_samples=n_bank), num_points=args.speed_points
+        SampleFrechet.from_data(dataset.train, num_samples=n_bank), num_points=args.speed_points
     )
     crs = speed.schedule(args.xi)
     n = args.samples or (64 if args.smoke else 1000)

@@ -1,8 +1,9 @@
-"""P2: Euler–Maruyama on the reverse VP-SDE with discrete noise.
+"""Euler–Maruyama on the reverse VP-SDE with discrete noise.
 
-Claim under test (NOTES.md, P2): EM with i.i.d. noise coordinates of mean 0 and variance 1
-(Rademacher ``±1``, uniform on ``[-sqrt 3, sqrt 3]``) converges like Gaussian noise; what
-matters is the variance, and a mis-scaled variance ``kappa != 1`` degrades samples.
+Claim under test (Choi & Fan, Euler–Maruyama with discrete noise, arXiv 2506.08337): EM
+with i.i.d. noise coordinates of mean 0 and variance 1 (Rademacher ``±1``, uniform on
+``[-sqrt 3, sqrt 3]``) converges like Gaussian noise; what matters is the variance, and a
+mis-scaled variance ``kappa != 1`` degrades samples.
 
 Setting: DDPM's linear-beta VP schedule (``VPLinear``, ``s`` from 80 to 0.002), ``T`` EM
 steps in its time (``final="zero"``: the last step returns the exact denoiser), start
@@ -70,7 +71,7 @@ def gaussian_exact(spectrum, schedule, num_steps: int, kappa: float) -> dict:
 @eqx.filter_jit
 def _gaussian_exact(spectrum, schedule, num_steps, kappa):
     grid = G.step_grid(schedule, num_steps)
-    solver = G.EulerMaruyama(process="vp", kappa=kappa)
+    solver = G.GaussianEulerMaruyama(process="vp", kappa=kappa)
     moments = G.output_moments(spectrum, grid, solver, "vp")
     var = moments.variance()
     c = spectrum.eigenvalues
@@ -333,7 +334,9 @@ def plot(r: dict, path: Path) -> None:
     ax.axhline(r["mixture"]["noise_floor"]["sliced_w2"], color="gray", lw=1, label="noise floor")
     ax.set(title="8-mode ring: sliced W2 to data", xlabel="EM steps T", ylabel="sliced W2")
     ax.legend(fontsize=6, ncol=2)
-    fig.suptitle("P2: Euler–Maruyama (VP, linear beta) with Gaussian / Rademacher / uniform noise")
+    fig.suptitle(
+        "Choi & Fan: Euler–Maruyama (VP, linear beta) with Gaussian / Rademacher / uniform noise"
+    )
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=120)

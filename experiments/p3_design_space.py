@@ -1,7 +1,8 @@
-"""P3: design space of VE diffusion — error decomposition, sampling schedule vs score quality,
+"""The design space of VE diffusion — error decomposition, sampling schedule vs score quality,
 and training noise distributions / loss weightings.
 
-Claims under test (NOTES.md, P3): with a well-trained score Song's geometric VE schedule is
+Claims under test (Wang, He & Tao, "Evaluating the design space of diffusion-based
+generative models"): with a well-trained score Song's geometric VE schedule is
 preferable, with a less-trained one EDM's polynomial schedule; good training noise
 distributions and weightings are bell-shaped around intermediate noise levels (like EDM's).
 

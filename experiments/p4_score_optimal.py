@@ -1,4 +1,5 @@
-"""P4 (score-optimal schedules): equal-cost sampling grids from the score transport cost.
+"""Williams et al. (Score-Optimal Diffusion Schedules): equal-cost sampling grids from the
+score transport cost.
 
 Every learned grid below is Algorithm 1 applied to a cost table (``CostTable``: the cost on
 128 geometric intervals of [0.002, 80], symmetric, from denoiser evaluations on training
@@ -309,7 +310,7 @@ def run_digits(args):
     y0 = 80.0 * jax.random.normal(jax.random.key(args.seed), (n, *dataset.event_shape))
     key = jax.random.key(args.seed + 1)
 
-    def metrics(x):  # clipped to the data range, as in the P1 experiment and the NFE sweep
+    def metrics(x):  # clipped to the data range, as in the constant-rate experiment and NFE sweep
         m = evaluate_samples(np.clip(x, -1.0, 1.0), dataset, key=key)
         return {"fd": float(m["fd"]), "sw2": float(m["sw2"])}
 

@@ -1,7 +1,8 @@
 """The named baseline schedules that schedopt compares a learned schedule against.
 
 All share the noise range ``[sigma_min, sigma_max]`` so that only the spacing differs.
-``tangent-optimal`` needs the data spectrum (P0's eigenvalue-determined coefficient).
+``tangent-optimal`` needs the data spectrum (the eigenvalue-determined coefficient of
+Sun, Poor & Zhang's tangent law).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``schedopt optimize --objective constant-rate`` (the doctests of the P1 modules run in
+"""``schedopt optimize --objective constant-rate`` (the doctests of the constant-rate modules run in
 tests/test_doctests.py)."""
 
 import json

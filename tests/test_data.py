@@ -12,7 +12,7 @@ from schedopt.data import (
     DATASETS,
     GaussianMixture,
     gaussian_with_spectrum,
-    grid,
+    grid_mixture,
     load_dataset,
     load_digits,
     moons,
@@ -92,7 +92,9 @@ def test_unequal_mixture_is_unequal_and_deterministic():
     assert len(set(np.round(np.asarray(a.weights), 6))) == a.num_components
 
 
-@pytest.mark.parametrize("preset, k", [(ring(8), 8), (grid(5), 25), (ring(3, radius=2.0), 3)])
+@pytest.mark.parametrize(
+    "preset, k", [(ring(8), 8), (grid_mixture(5), 25), (ring(3, radius=2.0), 3)]
+)
 def test_2d_presets(preset, k):
     assert preset.num_components == k and preset.dim == 2
     np.testing.assert_allclose(np.asarray(preset.mean()), 0.0, atol=1e-6)
@@ -118,7 +120,7 @@ def test_gaussian_with_spectrum_rotated_keeps_the_spectrum():
         (lambda: GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), jnp.eye(3)[None]), "shape"),
         (lambda: gaussian_with_spectrum([1.0, 0.0]), "eigenvalues"),
         (lambda: ring(0), "num_modes=0"),
-        (lambda: grid(3, spacing=-1.0), "spacing"),
+        (lambda: grid_mixture(3, spacing=-1.0), "spacing"),
     ],
 )
 def test_bad_mixtures_raise(make, match):

@@ -1,5 +1,6 @@
-"""P4's costs (against Gaussian closed forms, a finite-difference reference and each other),
-Algorithm 1 (fixed points and convergence), the rho fit and Algorithm 2's update."""
+"""The costs of Williams et al. (against Gaussian closed forms, a finite-difference reference
+and each other), Algorithm 1 (fixed points and convergence), the rho fit and Algorithm 2's
+update."""
 
 import doctest
 import importlib
@@ -84,7 +85,7 @@ def test_closed_forms_have_the_stated_local_expansions():
             local = gaussian_local_cost(EIGENVALUES, s, cost)
             np.testing.assert_allclose(0.5 * (up + down) / h**order, local, rtol=5e-3)
             assert abs(float(up / h**order / local) - 1) > 1e-3  # the odd term is there
-    # NOTES.md, P4: delta(s) = 4 s^4 / (c + s^2)^3 per direction for v = s
+    # derived: delta(s) = 4 s^4 / (c + s^2)^3 per direction for v = s
     s = np.array([0.1, 1.0, 3.0])
     expected = sum(4 * s**4 / (c + s**2) ** 3 for c in EIGENVALUES)
     np.testing.assert_allclose(gaussian_local_cost(EIGENVALUES, s), expected, rtol=1e-6)

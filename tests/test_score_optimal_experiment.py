@@ -1,4 +1,4 @@
-"""The P4 experiment script runs end to end (``--smoke``: tiny sizes, every part)."""
+"""The score-optimal experiment script runs end to end (``--smoke``: tiny sizes, every part)."""
 
 import importlib.util
 import json

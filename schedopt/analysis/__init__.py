@@ -1,5 +1,6 @@
-"""P3 analysis: the score / discretisation / initialisation error decomposition of VE
-samplers on Gaussian-mixture targets with exact scores, and a controlled score-error model.
+"""The score / discretisation / initialisation error decomposition of VE samplers on
+Gaussian-mixture targets with exact scores, and a controlled score-error model (Wang, He &
+Tao, "Evaluating the design space of diffusion-based generative models").
 
 Song et al.'s geometric VE schedule is :class:`schedopt.schedules.LogSNRLinear` and EDM's
 polynomial one :class:`schedopt.schedules.EDM`; the samplers are

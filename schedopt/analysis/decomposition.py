@@ -1,4 +1,5 @@
-"""Error decomposition of a VE sampler on a Gaussian-mixture target with an exact score (P3).
+"""Error decomposition of a VE sampler on a Gaussian-mixture target with an exact score (Wang,
+He & Tao, "Evaluating the design space of diffusion-based generative models").
 
 All arms share the same clean draws ``x0``, prior noise ``eps`` and (for Euler–Maruyama)
 Brownian path (common random numbers). With ``S = s(1)`` (``sigma_max``), ``Phi_N`` the

@@ -312,17 +312,6 @@ def check_spectrum_precision(spectrum: Spectrum, sigma_max: float, option: str) 
         )
 
 
-def format_table(header: list[str], rows: list[list]) -> str:
-    """A plain fixed-width text table."""
-    cells = [[str(h) for h in header]] + [
-        [f"{v:.6g}" if isinstance(v, float) else str(v) for v in row] for row in rows
-    ]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def family_parameters(name: str) -> set[str]:
     """The keyword parameters of a schedule family's constructor (``sigma_min`` and
     ``sigma_max`` for those taking ``**endpoints``).

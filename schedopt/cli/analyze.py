@@ -1,4 +1,5 @@
-"""``schedopt analyze``: score / discretisation / initialisation errors of a VE sampler (P3)."""
+"""``schedopt analyze``: score / discretisation / initialisation errors of a VE sampler
+(Wang, He & Tao, "Evaluating the design space of diffusion-based generative models")."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import jax
 
 from ..analysis import PROFILES, PerturbedDenoiser, decompose_error
-from ..data import grid, ring
+from ..data import grid_mixture, ring
 from ..io.card import card_schedule, load_card
 from ..models import GaussianMixtureDenoiser
 from ..models.nnx_adapter import load_denoiser
@@ -16,7 +17,7 @@ from ..sampling import ODE_SOLVERS, EulerMaruyama, ODESampler
 from ..schedules import EDM, LogSNRLinear
 from ._common import MAX_SEED, MAX_STEPS, float_range, int_range, network_dir, noise_level
 
-DATASETS = {"ring": ring, "grid": grid}
+DATASETS = {"ring": ring, "grid": grid_mixture}
 
 
 def register(subparsers) -> None:

@@ -9,8 +9,8 @@ Ratios are measured in the same process. Sections:
   schedule) vs spectrum size ``d`` and vs number of steps;
 - ``time_to_schedule``: wall time to a 5-step Heun schedule for every objective: gaussian-kl
   (optax loop), the sample-based trajectory matching, MMD, sliced W2 and Fréchet on the
-  8-mode ring oracle, constant-rate (P1: the speed table and the direct construction, and
-  the optax objective) and score-work (P4: the cost table and Algorithm 1, and the optax
+  8-mode ring oracle, constant-rate (the speed table and the direct construction, and
+  the optax objective) and score-work (the cost table and Algorithm 1, and the optax
   path energy), the DP search and the AYS-style optimiser;
 - ``sampler_overhead``: diffrax Euler sampler vs a hand-written ``fori_loop``
   (``scripts/bench_sampler.py``), with their ratio;
@@ -158,8 +158,7 @@ def kl_scaling(sizes, steps, repeats: int) -> dict:
 
 
 def time_to_schedule(iterations: int, repeats: int, quick: bool) -> dict:
-    from ..constant_rate import Frechet as FrechetSpeed
-    from ..constant_rate import tabulate_speed
+    from ..constant_rate import SampleFrechet, tabulate_speed
     from ..data import ring
     from ..gaussian import Spectrum
     from ..models import GaussianMixtureDenoiser
@@ -204,7 +203,7 @@ def time_to_schedule(iterations: int, repeats: int, quick: bool) -> dict:
     levels = teacher_levels(0.002, 80.0, 32 if quick else 128)
     sample_iterations = max(iterations // 5, 3)
     speed_points, cost_intervals = (17, 16) if quick else (129, 128)
-    measure = FrechetSpeed.from_data(data, num_samples=256 if quick else 1000)
+    measure = SampleFrechet.from_data(data, num_samples=256 if quick else 1000)
     table = CostTable.estimate(
         CorrectorCost(), denoiser, data[:batch], jax.random.key(2), num_intervals=cost_intervals
     )

@@ -213,7 +213,7 @@ def run(args) -> int:
     from ..data import load_dataset
     from ..data.plotting import plot_samples
     from ..io.atomic import atomic_write_json
-    from ..metrics import evaluate_samples, format_table, mean_interval
+    from ..metrics import evaluate_samples, format_metrics, mean_interval
     from ..models.nnx_adapter import NNXDenoiser, load_network, read_network_metadata
 
     if args.samples is not None:
@@ -318,6 +318,6 @@ def run(args) -> int:
         plot_samples(args.png, samples, reference=dataset.test, title=title)
     if args.out:
         atomic_write_json(args.out, result)
-    print(format_table(metrics), file=sys.stderr)
+    print(format_metrics(metrics), file=sys.stderr)
     print(json.dumps(result, indent=2, allow_nan=False))
     return 0

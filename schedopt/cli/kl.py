@@ -1,4 +1,4 @@
-"""``schedopt kl``: the closed-form Gaussian KL of a sigma list (P0).
+"""``schedopt kl``: the closed-form Gaussian KL of a sigma list (Sun, Poor & Zhang).
 
 The result is finite or the command fails: in float32, eigenvalues below ``1e-12`` of
 the largest squared noise level are refused up front, and a KL that still comes out

@@ -26,6 +26,7 @@ from pathlib import Path
 import jax
 
 from .._compile import fast_compile_options, fast_jit
+from .._table import format_table
 from ..baselines import BASELINES
 from ..schedules import (
     FAMILIES,
@@ -42,7 +43,6 @@ from ._common import (
     MAX_STEPS,
     family_parameters,
     float_range,
-    format_table,
     int_range,
     noise_level,
     noise_range,
@@ -65,7 +65,7 @@ FIXED = tuple(
 #: a run's own table, with any plug-in from elsewhere, is ``args.plugins``).
 OBJECTIVES = discover()
 
-REFERENCE_LABELS = dict(BASELINES, **{"asymptotic-optimum": "Euler-Maclaurin optimum (P0)"})
+REFERENCE_LABELS = dict(BASELINES, **{"asymptotic-optimum": "Euler-Maclaurin optimum"})
 
 #: Options of the samplers and Gaussian solvers; each applies where the solver has a
 #: field of that name (``eta``: ancestral; ``kappa``, ``process``: Euler-Maruyama, ...).

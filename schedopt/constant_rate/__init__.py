@@ -1,5 +1,6 @@
-"""Constant-rate scheduling (P1): discrepancy measures, speeds, and the schedules that
-change the diffused distribution at a constant rate, for sampling and for training.
+"""Constant-rate scheduling (Okada et al., Constant Rate Scheduling): discrepancy measures,
+speeds, and the schedules that change the diffused distribution at a constant rate, for
+sampling and for training.
 
 >>> import jax.numpy as jnp
 >>> from schedopt.constant_rate import GaussianFrechet, constant_rate_schedule
@@ -8,6 +9,7 @@ change the diffused distribution at a constant rate, for sampling and for traini
 'monotone-cubic'
 """
 
+from .._deprecated import deprecated_getattr
 from .features import NNXFeatureMap, digits_feature_map
 from .measures import (
     FRECHET_METHODS,
@@ -15,8 +17,8 @@ from .measures import (
     AbstractMeasure,
     AbstractSampleMeasure,
     Combined,
-    Frechet,
     GaussianFrechet,
+    SampleFrechet,
     combine,
     sample_bank,
     sigmoid_difference,
@@ -37,6 +39,9 @@ from .speed import (
     variable_steps,
 )
 
+# Renamed: `Frechet` is the sample-versus-data objective of schedopt.objectives.
+__getattr__ = deprecated_getattr(__name__, globals(), {"Frechet": "SampleFrechet"})
+
 __all__ = [
     "FRECHET_METHODS",
     "INPUTS",
@@ -48,10 +53,10 @@ __all__ = [
     "AbstractSampleMeasure",
     "Combined",
     "DataPrediction",
-    "Frechet",
     "GaussianFrechet",
     "NNXFeatureMap",
     "NoisePrediction",
+    "SampleFrechet",
     "Speed",
     "check_xi",
     "combine",

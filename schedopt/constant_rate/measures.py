@@ -1,8 +1,9 @@
-"""Discrepancy measures between forward-diffused distributions at two noise levels (P1).
+"""Discrepancy measures between forward-diffused distributions at two noise levels
+(Okada et al., Constant Rate Scheduling).
 
 A measure maps two logSNRs ``(a, b)`` to a discrepancy ``D(p_a, p_b) >= 0`` between the
 distributions of the VP forward process ``x = alpha x0 + sigma eps``
-(``alpha^2 = sigmoid(lam)``, ``sigma^2 = sigmoid(-lam)``, P1's convention) at those
+(``alpha^2 = sigmoid(lam)``, ``sigma^2 = sigmoid(-lam)``, the paper's convention) at those
 levels. It is a *squared* distance, second order in the step, so ``sqrt(D) / |du|`` is
 a speed (see :mod:`schedopt.constant_rate.speed`). A researcher adds a measure by
 subclassing :class:`AbstractMeasure` and writing ``__call__``.
@@ -16,11 +17,11 @@ jit-able and differentiable function of ``(a, b)``.
 ``GaussianFrechet``    closed form for data ``N(mu, C)`` with identity features:
                        ``|mu|^2 (alpha_a - alpha_b)^2 + sum_i (sqrt V_i(a) - sqrt V_i(b))^2``,
                        ``V_i = alpha^2 c_i + sigma^2``
-``Frechet``            model-free: Fréchet distance of Gaussians fitted to features of
-                       the diffused data at ``a`` and ``b`` (P1's measure 1)
+``SampleFrechet``      model-free: Fréchet distance of Gaussians fitted to features of
+                       the diffused data at ``a`` and ``b`` (the paper's measure 1)
 ``DataPrediction``     ``E ||x0_hat(x, a) - x0_hat(x, b)||^2`` at the same noisy input
-                       ``x`` (P1's measure 2; in :mod:`.predictions`)
-``NoisePrediction``    the same with the noise prediction ``eps_hat`` (P1's measure 3)
+                       ``x`` (the paper's measure 2; in :mod:`.predictions`)
+``NoisePrediction``    the same with the noise prediction ``eps_hat`` (the paper's measure 3)
 ``Combined``           ``sum_k w_k D_k``
 =====================  ===============================================================
 """
@@ -223,11 +224,11 @@ def _decorrelated(x: Array, eps: Array) -> Array:
     return jnp.asarray(np.sqrt(n - 1.0) * q @ (u @ vt), eps.dtype)
 
 
-class Frechet(AbstractSampleMeasure):
-    """Model-free Fréchet distance of features of the diffused data (P1's measure 1).
+class SampleFrechet(AbstractSampleMeasure):
+    """Model-free Fréchet distance of features of the diffused data (Okada et al.'s measure 1).
 
     Gaussians are fitted to ``phi(x_a)`` and ``phi(x_b)`` (``phi`` = ``feature_map``,
-    identity by default; P1 uses Inception, :func:`digits_feature_map` is the digits
+    identity by default; Okada et al. use Inception, :func:`digits_feature_map` is the digits
     analogue). ``method="local"`` (default) is the distance to second order in the step,
     ``|dm|^2 + sum_ij dC_ij^2 / (2 (c_i + c_j))`` in the eigenbasis of ``(C_a + C_b) / 2``
     (the Wasserstein metric tensor of Gaussians; no cancellation in float32, error
@@ -235,7 +236,7 @@ class Frechet(AbstractSampleMeasure):
     which loses precision to cancellation for close levels in float32.
 
     >>> x = jax.random.normal(jax.random.key(1), (4000, 2)) * jnp.array([2.0, 0.5])
-    >>> est = Frechet.from_data(x)(0.0, -0.2)
+    >>> est = SampleFrechet.from_data(x)(0.0, -0.2)
     >>> ref = GaussianFrechet(jnp.array([4.0, 0.25]))(0.0, -0.2)
     >>> bool(abs(est / ref - 1) < 0.1)
     True
@@ -264,7 +265,7 @@ class Frechet(AbstractSampleMeasure):
         seed: int = 0,
         feature_map: Callable[[Array], Array] | None = None,
         method: str = "local",
-    ) -> "Frechet":
+    ) -> "SampleFrechet":
         """A bank of ``num_samples`` rows of ``data`` (all by default) with fresh noises."""
         x0, eps = sample_bank(data, num_samples, seed)
         return cls(x0, eps, feature_map=feature_map, method=method)

@@ -1,8 +1,9 @@
-"""P1's model-based measures: how much a denoiser's prediction changes between two levels.
+"""The model-based measures of Okada et al. (Constant Rate Scheduling): how much a denoiser's
+prediction changes between two levels.
 
 ``D(a, b) = E ||f(x, a) - f(x, b)||^2`` at the same noisy input ``x`` (drawn at the
 midpoint level), with ``f`` the data prediction ``x0_hat`` (:class:`DataPrediction`,
-P1's measure 2) or the noise prediction ``eps_hat`` (:class:`NoisePrediction`, measure 3).
+their measure 2) or the noise prediction ``eps_hat`` (:class:`NoisePrediction`, measure 3).
 For Gaussian data and the exact denoiser, ``x0_hat = c alpha / V x`` and
 ``eps_hat = sigma / V x`` per eigendirection (``V = 1 + alpha^2 (c - 1)``).
 """
@@ -25,7 +26,7 @@ class AbstractPredictionMeasure(AbstractSampleMeasure):
     """``E ||f(x, a) - f(x, b)||^2`` of a prediction ``f`` at the same noisy input.
 
     The input is drawn at the midpoint level ``m = (a + b) / 2`` (symmetric in ``a, b``).
-    ``input="vp"`` (P1): the same VP state ``x``, read at level ``a`` as
+    ``input="vp"`` (Okada et al.): the same VP state ``x``, read at level ``a`` as
     ``y = x / alpha_a``; ``input="edm"``: the same EDM state ``y = x0 + s_m eps`` at both.
     The squared norm is summed over the event dimensions and averaged over samples.
     """
@@ -81,7 +82,7 @@ def _init_prediction(obj, denoiser, data, noise, input, batch_size):
 
 
 class DataPrediction(AbstractPredictionMeasure):
-    """P1's measure 2: change of the denoiser's ``x0`` prediction between two levels.
+    """Okada et al.'s measure 2: change of the denoiser's ``x0`` prediction between two levels.
 
     ``D = E ||x0_hat(x, a) - x0_hat(x, b)||^2`` with ``x0_hat`` = ``D(y; s)``.
 
@@ -113,7 +114,7 @@ class DataPrediction(AbstractPredictionMeasure):
 
 
 class NoisePrediction(AbstractPredictionMeasure):
-    """P1's measure 3: change of the noise prediction ``eps_hat = (y - D(y; s)) / s``.
+    """Okada et al.'s measure 3: change of the noise prediction ``eps_hat = (y - D(y; s)) / s``.
 
     (The VP form ``(x - alpha x0_hat) / sigma`` is the same quantity.)
 

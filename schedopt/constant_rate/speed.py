@@ -1,4 +1,5 @@
-"""Speeds of distributional change and the constant-rate schedules they define (P1).
+"""Speeds of distributional change and the constant-rate schedules they define (Okada
+et al., Constant Rate Scheduling).
 
 A discrepancy measure ``D`` tabulated on a grid of logSNRs ``lam_0 > ... > lam_M``
 (clean to noisy) gives the speed per unit of a variable ``u`` on each interval,
@@ -10,7 +11,7 @@ grid ``t_k = k / N`` carries the same ``sqrt(D)``, and ``t(u)`` does not depend 
 variable. The same schedule is the training noise distribution (``t ~ U(0, 1)``), whose
 density in ``u`` is ``∝ v^xi``.
 
-The variable is P1's VP signal scale ``alpha = sqrt(sigmoid(lam))`` by default, or
+The variable is Okada et al.'s VP signal scale ``alpha = sqrt(sigmoid(lam))`` by default, or
 ``"logsnr"``; only ``xi != 1`` tells them apart.
 """
 

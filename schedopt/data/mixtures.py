@@ -162,10 +162,10 @@ def ring(num_modes: int = 8, radius: float = 1.0, std: float = 0.1) -> GaussianM
     return GaussianMixture(np.full(k, 1.0 / k), means, covs)
 
 
-def grid(num_per_side: int = 5, spacing: float = 0.5, std: float = 0.05) -> GaussianMixture:
+def grid_mixture(num_per_side: int = 5, spacing: float = 0.5, std: float = 0.05) -> GaussianMixture:
     """A centered ``num_per_side x num_per_side`` grid of equal isotropic 2-D Gaussians.
 
-    >>> grid(5).num_components
+    >>> grid_mixture(5).num_components
     25
     """
     n = check_positive_int("num_per_side", num_per_side)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._checks import check_positive_int
 from .digits import load_digits
-from .mixtures import GaussianMixture, gaussian_with_spectrum, grid, ring, unequal_mixture
+from .mixtures import GaussianMixture, gaussian_with_spectrum, grid_mixture, ring, unequal_mixture
 from .toy import moons, swiss_roll
 
 
@@ -44,7 +44,7 @@ def _default_spectrum(dim: int = 16) -> np.ndarray:
 
 _MIXTURES: dict[str, Callable[..., GaussianMixture]] = {
     "ring": ring,
-    "grid": grid,
+    "grid": grid_mixture,
     "gmm64": unequal_mixture,
     "gaussian": lambda dim=16, rotation_seed=0: gaussian_with_spectrum(
         _default_spectrum(dim), rotation_seed=rotation_seed

@@ -1,6 +1,8 @@
-"""Closed-form theory for Gaussian data (P0): sampler gains, output moments, KL, asymptotics,
-for the single-step solvers and the multistep ones (DPM-Solver++, UniPC, iPNDM)."""
+"""Closed-form theory for Gaussian data (Sun, Poor & Zhang: Gaussian KL, Euler–Maclaurin,
+tangent law; arXiv 2601.13602): sampler gains, output moments, KL, asymptotics, for the
+single-step solvers and the multistep ones (DPM-Solver++, UniPC, iPNDM)."""
 
+from .._deprecated import deprecated_getattr
 from .asymptotics import (
     asymptotically_optimal_schedule,
     euler_maclaurin_constant,
@@ -19,9 +21,9 @@ from .multistep import (
 from .registry import SOLVERS, solver_from_name
 from .solvers import (
     AbstractGaussianSolver,
-    Ancestral,
     Euler,
-    EulerMaruyama,
+    GaussianAncestral,
+    GaussianEulerMaruyama,
     Heun,
     StepCoefficients,
     StepGrid,
@@ -31,17 +33,24 @@ from .solvers import (
 )
 from .spectrum import Spectrum
 
+# Renamed (they shared their names with the samplers of schedopt.sampling).
+__getattr__ = deprecated_getattr(
+    __name__,
+    globals(),
+    {"Ancestral": "GaussianAncestral", "EulerMaruyama": "GaussianEulerMaruyama"},
+)
+
 __all__ = [
     "DIRECTIONS",
     "INITS",
     "SOLVERS",
     "AbstractGaussianMultistep",
     "AbstractGaussianSolver",
-    "Ancestral",
     "Euler",
-    "EulerMaruyama",
+    "GaussianAncestral",
     "GaussianDPMSolverPP",
     "GaussianDPMSolverPPSDE",
+    "GaussianEulerMaruyama",
     "GaussianIPNDM",
     "GaussianUniPC",
     "Heun",

@@ -1,9 +1,10 @@
-"""Large-``N`` theory of the Gaussian KL (P0): Euler–Maclaurin constant and tangent laws.
+"""Large-``N`` theory of the Gaussian KL (Sun, Poor & Zhang, arXiv 2601.13602): Euler–Maclaurin
+constant and tangent laws.
 
 With ``phi_i(t) = arctan(s(t) / sqrt(c_i))``, Euler with exact initialisation on the
 grid ``t_k = 1 - k / N`` (``final="min"``) has ``KL_i = I_i^2 / (4 N^2) + O(N^-3)`` in
 either direction, where ``I_i = int_0^1 phi_i'(t)^2 dt = int_0^1 c_i s'^2 / (c_i + s^2)^2 dt``.
-**[derived]** (NOTES.md, P0), checked numerically in the tests.
+**[derived]** here (not copied from the paper), checked numerically in the tests.
 
 Optimal schedules:
 

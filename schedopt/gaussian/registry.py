@@ -6,11 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .multistep import GAUSSIAN_MULTISTEP
-from .solvers import AbstractGaussianSolver, Ancestral, Euler, EulerMaruyama, Heun
+from .solvers import (
+    AbstractGaussianSolver,
+    Euler,
+    GaussianAncestral,
+    GaussianEulerMaruyama,
+    Heun,
+)
 
 #: Exact Gaussian forms by solver name.
 SOLVERS: dict[str, Callable[..., AbstractGaussianSolver]] = {
-    **{cls.name: cls for cls in (Euler, Heun, Ancestral, EulerMaruyama)},
+    **{cls.name: cls for cls in (Euler, Heun, GaussianAncestral, GaussianEulerMaruyama)},
     **GAUSSIAN_MULTISTEP,
 }
 

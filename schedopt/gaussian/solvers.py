@@ -16,10 +16,10 @@ rational in the levels):
   = (2 c^2 + c s^2 + 3 c s'^2 + 2 s s'^3) / (2 (c + s^2)(c + s'^2))``,
   ``1 - r = -c (s - s')^3 (c s + 3 c s' + 4 s'^3) / (4 (c + s^2)(c + s'^2)^3)``;
   Euler when ``s' = 0``.
-- ``Ancestral(eta)`` (DDPM, k-diffusion): ``a = (c + s s_down) / (c + s^2)``, ``q = s_up^2``,
-  ``1 - r - q / (c + s'^2) = c (s - s_down)^2 / ((c + s^2)(c + s'^2))``.
-- ``EulerMaruyama`` in the schedule's time ``t`` (P2), VE or VP, noise variance ``kappa``;
-  its last step to ``s' = 0`` returns the denoiser.
+- ``GaussianAncestral(eta)`` (DDPM, k-diffusion): ``a = (c + s s_down) / (c + s^2)``,
+  ``q = s_up^2``, ``1 - r - q / (c + s'^2) = c (s - s_down)^2 / ((c + s^2)(c + s'^2))``.
+- ``GaussianEulerMaruyama`` in the schedule's time ``t`` (Choi & Fan, arXiv 2506.08337),
+  VE or VP, noise variance ``kappa``; its last step to ``s' = 0`` returns the denoiser.
 """
 
 from __future__ import annotations
@@ -240,12 +240,12 @@ class Heun(AbstractGaussianSolver):
         return 2 * check_positive_int("num_steps", num_steps) - 1
 
 
-class Ancestral(AbstractGaussianSolver):
+class GaussianAncestral(AbstractGaussianSolver):
     """DDPM ancestral sampling = k-diffusion's Euler ancestral with ``eta`` (1: DDPM).
 
     ``s_up = min(s', eta s' sqrt(s^2 - s'^2) / s)``, ``s_down = sqrt(s'^2 - s_up^2)``.
 
-    >>> float(Ancestral().coefficients(jnp.array([1.0]), sigma_grid([1.0, 0.0])).a[0, 0])
+    >>> float(GaussianAncestral().coefficients(jnp.array([1.0]), sigma_grid([1.0, 0.0])).a[0, 0])
     0.5
     """
 
@@ -274,19 +274,28 @@ class Ancestral(AbstractGaussianSolver):
 
 
 def ancestral_split(s, s_next, eta):
-    """``(s_up, s_down)`` of an ancestral step from ``s`` to ``s_next`` (k-diffusion's rule)."""
+    """``(s_up, s_down)`` of one ancestral step from ``s`` to ``s_next`` (k-diffusion's
+    ``get_ancestral_step``), used by the ancestral sampler and its exact Gaussian form.
+
+    ``s_up = min(s', eta s' sqrt(s^2 - s'^2) / s)`` (k-diffusion's
+    ``sqrt(s'^2 (s^2 - s'^2) / s^2)``, written so that its derivative at ``s' = 0`` is
+    finite), ``s_down = sqrt(s'^2 - s_up^2)``.
+
+    >>> [round(float(v), 4) for v in ancestral_split(2.0, 1.0, 1.0)]
+    [0.866, 0.5]
+    """
     s_up = jnp.minimum(s_next, eta * s_next * jnp.sqrt(jnp.maximum(s**2 - s_next**2, 0.0)) / s)
     s_down = jnp.sqrt(jnp.maximum(s_next**2 - s_up**2, 0.0))
     return s_up, s_down
 
 
-class EulerMaruyama(AbstractGaussianSolver):
-    """Euler–Maruyama on the reverse SDE, stepping in the schedule's time ``t`` (P2).
+class GaussianEulerMaruyama(AbstractGaussianSolver):
+    """Euler–Maruyama on the reverse SDE, stepping in the schedule's time ``t`` (Choi & Fan).
 
     VE (``y``): ``y' = y + g2 h score + sqrt(kappa g2 h) xi``, ``g2 = d s^2 / dt``.
     VP (``x = alpha y``): ``x' = x + beta h (x / 2 + score_x) + sqrt(kappa beta h) xi``,
     ``beta = -sigma^2 dlam/dt``. A last step to ``s' = 0`` returns ``D(y, s)``.
-    ``kappa`` scales the noise variance (1 = matched; P2's mis-scaling study).
+    ``kappa`` scales the noise variance (1 = matched; Choi & Fan's mis-scaling study).
     """
 
     name: ClassVar[str] = "euler-maruyama"
@@ -306,7 +315,7 @@ class EulerMaruyama(AbstractGaussianSolver):
         last denoise step to ``s' = 0``) and the logSNR derivative at ``s``."""
         if grid.t is None or grid.dlogsnr_dt is None:
             raise ValueError(
-                "EulerMaruyama steps in the schedule's time and needs its derivative: "
+                "GaussianEulerMaruyama steps in the schedule's time and needs its derivative: "
                 "build the grid with `step_grid(schedule, num_steps)`, not from a sigma list"
             )
         t, n = grid.t, grid.num_steps

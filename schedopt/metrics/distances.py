@@ -11,6 +11,7 @@ objective can use them as a distribution discrepancy). Sample sets have shape
 from __future__ import annotations
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -128,12 +129,14 @@ def _frechet_distance(x, y):
     return jnp.sum((mx - my) ** 2) + jnp.trace(cx) + jnp.trace(cy) - 2.0 * trace_sqrt
 
 
-def gaussian_kl(mean1: ArrayLike, cov1: ArrayLike, mean2: ArrayLike, cov2: ArrayLike) -> Scalar:
+def kl_divergence_gaussians(
+    mean1: ArrayLike, cov1: ArrayLike, mean2: ArrayLike, cov2: ArrayLike
+) -> Scalar:
     """``KL(N(m1, C1) || N(m2, C2))``, closed form, in nats.
 
     ``0.5 (tr(C2^-1 C1) + (m2 - m1)^T C2^-1 (m2 - m1) - d + log det C2 - log det C1)``.
 
-    >>> float(gaussian_kl(jnp.zeros(1), jnp.eye(1), jnp.ones(1), jnp.eye(1)))
+    >>> float(kl_divergence_gaussians(jnp.zeros(1), jnp.eye(1), jnp.ones(1), jnp.eye(1)))
     0.5
     """
     m1, m2 = jnp.asarray(mean1), jnp.asarray(mean2)
@@ -151,17 +154,19 @@ def gaussian_kl(mean1: ArrayLike, cov1: ArrayLike, mean2: ArrayLike, cov2: Array
     return 0.5 * (jnp.sum(a**2) + jnp.sum(b**2) - m1.shape[0] + logdet)
 
 
-def fitted_gaussian_kl(
+def fitted_kl(
     samples: ArrayLike, mean: ArrayLike, cov: ArrayLike, direction: str = "forward"
 ) -> Scalar:
-    """KL between the Gaussian fitted to ``samples`` and the reference ``N(mean, cov)``.
+    """KL between the reference ``N(mean, cov)`` and the Gaussian fitted to ``samples``.
 
-    ``direction="forward"``: ``KL(fitted || reference)``; ``"reverse"``: ``KL(reference ||
-    fitted)``. Needs more samples than dimensions (a non-singular fitted covariance).
+    ``direction`` has the meaning it has everywhere in schedopt (as in
+    :func:`schedopt.gaussian.gaussian_kl`): ``"forward"`` is ``KL(reference || fitted)``
+    (data versus samples), ``"reverse"`` is ``KL(fitted || reference)``. Needs more samples
+    than dimensions (a non-singular fitted covariance).
 
     >>> import jax
     >>> x = jax.random.normal(jax.random.key(0), (4000, 2)) + 1.0
-    >>> round(float(fitted_gaussian_kl(x, jnp.zeros(2), jnp.eye(2))), 1)  # ||1||^2 / 2
+    >>> round(float(fitted_kl(x, jnp.zeros(2), jnp.eye(2))), 1)  # ||1||^2 / 2
     1.0
     """
     x = _flat("samples", samples, 2)
@@ -175,8 +180,35 @@ def fitted_gaussian_kl(
     m, c = mean_and_covariance(x)
     ref = (jnp.asarray(mean, x.dtype).reshape(-1), jnp.asarray(cov, x.dtype))
     if direction == "forward":
-        return gaussian_kl(m, c, *ref)
-    return gaussian_kl(*ref, m, c)
+        return kl_divergence_gaussians(*ref, m, c)
+    return kl_divergence_gaussians(m, c, *ref)
+
+
+def fitted_gaussian_kl(
+    samples: ArrayLike, mean: ArrayLike, cov: ArrayLike, direction: str = "forward"
+) -> Scalar:
+    """Deprecated: :func:`fitted_kl` with ``direction`` the other way round (here
+    ``"forward"`` was ``KL(fitted || reference)``, the reverse of schedopt's meaning).
+
+    >>> import jax, warnings
+    >>> x = jax.random.normal(jax.random.key(0), (4000, 2))
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     old = fitted_gaussian_kl(x, jnp.zeros(2), jnp.eye(2))
+    >>> bool(old == fitted_kl(x, jnp.zeros(2), jnp.eye(2), direction="reverse"))
+    True
+    """
+    if direction not in ("forward", "reverse"):
+        raise ValueError(f"`direction` must be 'forward' or 'reverse', got direction={direction!r}")
+    flipped = "reverse" if direction == "forward" else "forward"
+    warnings.warn(
+        "schedopt.metrics.fitted_gaussian_kl is deprecated: use schedopt.metrics.fitted_kl, "
+        f"whose direction={flipped!r} is this call's direction={direction!r} (`direction` "
+        "now means what it means in schedopt.gaussian.gaussian_kl: forward = KL(data || samples))",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return fitted_kl(samples, mean, cov, flipped)
 
 
 def sliced_wasserstein(

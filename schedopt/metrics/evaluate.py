@@ -7,8 +7,9 @@ import numpy as np
 from jaxtyping import ArrayLike, PRNGKeyArray
 
 from .._checks import check_positive_int
+from .._table import format_table
 from ..data.registry import Dataset
-from .distances import fitted_gaussian_kl, frechet_distance, mmd, sliced_wasserstein
+from .distances import fitted_kl, frechet_distance, mmd, sliced_wasserstein
 from .mixtures import mixture_log_likelihood, mode_coverage, precision_recall
 
 
@@ -25,8 +26,8 @@ def evaluate_samples(
     Against the held-out ``dataset.test`` (at most ``max_reference`` of it): sliced
     Wasserstein-2 ``sw2``, ``mmd`` (Gaussian kernel, median bandwidth, at most
     ``max_mmd`` per side) and k-NN ``precision``/``recall``. With a known mixture:
-    ``gaussian_kl`` (the Gaussian fitted to the samples vs the exact moments of the
-    mixture; needs more samples than dimensions), ``log_likelihood`` (and
+    ``gaussian_kl`` (``KL(fitted || mixture)`` of the Gaussian fitted to the samples and
+    the exact moments of the mixture; needs more samples than dimensions), ``log_likelihood`` (and
     ``log_likelihood_reference`` of the test set) and :func:`mode_coverage`'s numbers.
     For digits: Fréchet distance ``fd`` of classifier features, precision/recall on
     those features, and :func:`classifier_scores`.
@@ -55,7 +56,8 @@ def evaluate_samples(
     out["mmd"] = float(mmd(flat[:max_mmd], flat_ref[:max_mmd]))
     dist = dataset.distribution
     if dist is not None and flat.shape[0] > flat.shape[1]:
-        out["gaussian_kl"] = float(fitted_gaussian_kl(flat, dist.mean(), dist.covariance()))
+        fitted = fitted_kl(flat, dist.mean(), dist.covariance(), direction="reverse")
+        out["gaussian_kl"] = float(fitted)
     if dataset.name == "digits":
         from .classifier import classifier_scores, digits_features
 
@@ -72,18 +74,13 @@ def evaluate_samples(
     return out
 
 
-def format_table(metrics: dict) -> str:
+def format_metrics(metrics: dict) -> str:
     """A two-column text table of a metrics dict.
 
-    >>> print(format_table({"fd": 1.23456, "num_samples": 10}))
+    >>> print(format_metrics({"fd": 1.23456, "num_samples": 10}))
     metric       value
     -----------  ------
     fd           1.2346
     num_samples  10
     """
-    rows = [(k, f"{v:.5g}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
-    w1 = max(len("metric"), *(len(k) for k, _ in rows))
-    w2 = max(len("value"), *(len(v) for _, v in rows))
-    lines = [f"{'metric':<{w1}}  {'value':<{w2}}".rstrip(), f"{'-' * w1}  {'-' * w2}"]
-    lines += [f"{k:<{w1}}  {v}" for k, v in rows]
-    return "\n".join(lines)
+    return format_table(["metric", "value"], list(metrics.items()), float_format=".5g")

@@ -1,5 +1,5 @@
-"""Rank agreement between two scores of the same strategies (P0's claim: does a proxy such
-as the Gaussian KL rank schedules as a sample metric does?)."""
+"""Rank agreement between two scores of the same strategies (the claim of Sun, Poor & Zhang:
+does a proxy such as the Gaussian KL rank schedules as a sample metric does?)."""
 
 from __future__ import annotations
 

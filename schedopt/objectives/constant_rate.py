@@ -1,4 +1,5 @@
-"""P1's constant-rate criterion as an objective for the optax loop.
+"""The constant-rate criterion of Okada et al. (Constant Rate Scheduling) as an objective for
+the optax loop.
 
 On the schedule's ``num_steps``-step grid (its positive levels ``lam_0 < ... ``, see
 :func:`schedopt.schedules.grid_times`) each interval ``j`` costs

@@ -1,4 +1,5 @@
-"""P0's objective: the closed-form KL between Gaussian data and the sampler output."""
+"""The closed-form KL between Gaussian data and the sampler output, as an objective (Sun,
+Poor & Zhang: Gaussian KL, Euler–Maclaurin, tangent law; arXiv 2601.13602)."""
 
 from __future__ import annotations
 

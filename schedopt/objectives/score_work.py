@@ -1,9 +1,10 @@
-"""P4's objective: the path energy of a schedule in the metric of the score transport cost.
+"""Williams et al. (Score-Optimal Diffusion Schedules) as an objective: the path energy of a
+schedule in the metric of the score transport cost.
 
 With ``Lambda(s)`` the path length of a :class:`~schedopt.score_optimal.CostTable`, a schedule
 ``t -> s(t)`` has energy ``E = int_0^1 (d Lambda(s(t)) / dt)^2 dt``. By Cauchy–Schwarz
 ``E >= (Lambda(s_max) - Lambda(s_min))^2``, with equality exactly for the constant-speed
-schedule ``Lambda(s(t)) = linear in t`` — P4's equal-cost schedule, the fixed point of
+schedule ``Lambda(s(t)) = linear in t`` — the paper's equal-cost schedule, the fixed point of
 Algorithm 1. The objective returns the ratio ``E / (Delta Lambda)^2 >= 1`` (1 = optimal).
 """
 

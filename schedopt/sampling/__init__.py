@@ -6,6 +6,7 @@ DPM-Solver++(2M) SDE."""
 from __future__ import annotations
 
 from .._checks import check_positive_int
+from .._deprecated import deprecated_getattr
 from .base import INITS, NOISES, AbstractSampler, draw_noise, initial_state
 from .multistep import (
     IPNDM,
@@ -26,9 +27,13 @@ from .sde import (
     EulerMaruyama,
     ReparameterisedNoisePath,
     ancestral,
-    ancestral_split,
     dpmpp_2m_sde,
     euler_maruyama,
+)
+
+# One implementation, shared with the samplers' exact Gaussian forms.
+__getattr__ = deprecated_getattr(
+    __name__, globals(), {"ancestral_split": "schedopt.gaussian.ancestral_split"}
 )
 
 #: The stochastic samplers by name.
@@ -110,7 +115,6 @@ __all__ = [
     "UniPC",
     "UnrolledRungeKutta",
     "ancestral",
-    "ancestral_split",
     "dpmpp_2m_sde",
     "draw_noise",
     "euler_maruyama",

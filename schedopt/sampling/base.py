@@ -28,7 +28,7 @@ INITS = ("exact", "ve", "vp")
 
 
 def draw_noise(key: PRNGKeyArray, shape: tuple[int, ...], noise: str = "gaussian", dtype=None):
-    """I.i.d. coordinates with mean 0 and variance 1 (P2's increments ``xi``).
+    """I.i.d. coordinates with mean 0 and variance 1 (Choi & Fan's increments ``xi``).
 
     ``"gaussian"``: ``N(0, 1)``; ``"rademacher"``: ``±1`` with probability 1/2 each;
     ``"uniform"``: uniform on ``[-sqrt(3), sqrt(3)]``.

@@ -1,5 +1,6 @@
-"""Stochastic samplers: reverse-SDE Euler–Maruyama (P2, on diffrax), DDPM ancestral and
-DPM-Solver++(2M) SDE (on diffrax, :class:`~schedopt.sampling.multistep.DPMSolverPPSDE`).
+"""Stochastic samplers: reverse-SDE Euler–Maruyama (Choi & Fan, Euler–Maruyama with discrete
+noise, arXiv 2506.08337; on diffrax), DDPM ancestral and DPM-Solver++(2M) SDE (on diffrax,
+:class:`~schedopt.sampling.multistep.DPMSolverPPSDE`).
 
 Euler–Maruyama steps in the schedule's time ``t`` between grid times ``t_k > t_{k+1}``,
 ``h = t_k - t_{k+1}``; diffrax integrates in ``u = 1 - t``. With ``g2 = d s^2/dt`` and
@@ -36,6 +37,7 @@ from .._checks import (
     check_strictly_decreasing,
     is_concrete,
 )
+from ..gaussian.solvers import ancestral_split
 from ..models.base import AbstractDenoiser
 from ..schedules.base import FINALS, AbstractSchedule, grid, grid_times
 from ..schedules.processes import VE, VP, AbstractProcess, process_from_name
@@ -203,7 +205,7 @@ def _check_kappa(kappa):
 
 
 class EulerMaruyama(AbstractSampler):
-    """Reverse-SDE Euler–Maruyama over the schedule's grid (P2), ``N`` NFE.
+    """Reverse-SDE Euler–Maruyama over the schedule's grid (Choi & Fan), ``N`` NFE.
 
     ``noise``: ``"gaussian"``, ``"rademacher"`` or ``"uniform"``; ``kappa`` scales the
     noise variance (1 = matched, may be a traced array); ``process``: ``"vp"`` or ``"ve"``.
@@ -260,21 +262,6 @@ class EulerMaruyama(AbstractSampler):
             kappa=self.kappa,
             to_zero=self.final == "zero",
         )
-
-
-def ancestral_split(s, s_next, eta):
-    """``(s_up, s_down)`` of one ancestral step (k-diffusion's ``get_ancestral_step``).
-
-    ``s_up = min(s', eta sqrt(s'^2 (s^2 - s'^2) / s^2))``, ``s_down = sqrt(s'^2 - s_up^2)``.
-
-    >>> [round(float(v), 4) for v in ancestral_split(2.0, 1.0, 1.0)]
-    [0.866, 0.5]
-    """
-    s_up = jnp.minimum(
-        s_next, eta * jnp.sqrt(s_next**2 * jnp.maximum(s**2 - s_next**2, 0.0) / s**2)
-    )
-    s_down = jnp.sqrt(jnp.maximum(s_next**2 - s_up**2, 0.0))
-    return s_up, s_down
 
 
 def ancestral(

@@ -2,6 +2,7 @@
 
 from .base import (
     AbstractEndpointSchedule,
+    AbstractRescaledSchedule,
     AbstractSchedule,
     grid,
     grid_times,
@@ -22,6 +23,7 @@ __all__ = [
     "AbstractEndpointSchedule",
     "AbstractKnotSchedule",
     "AbstractProcess",
+    "AbstractRescaledSchedule",
     "AbstractSchedule",
     "Cosine",
     "EDM",

@@ -109,10 +109,6 @@ class AbstractSchedule(eqx.Module):
         out = jax.vmap(lambda lam: _invert_one(self, lam))(flat)
         return out.reshape(logsnr.shape)
 
-    def t_of_noise_level(self, noise_level: ArrayLike) -> Array:
-        """Inverse of :meth:`noise_level`: the ``t`` at which ``s(t) = noise_level``."""
-        return self.t_of_logsnr(-2.0 * jnp.log(jnp.asarray(noise_level)))
-
     def density_in_logsnr(self, logsnr: ArrayLike) -> Array:
         """Density of ``lam(t)`` for ``t ~ U(0, 1)``: ``1 / |lam'(t(lam))|``.
 
@@ -147,9 +143,8 @@ class AbstractEndpointSchedule(AbstractSchedule):
     """Base for families parametrised by their noise-level range ``[sigma_min, sigma_max]``.
 
     ``sigma_min`` and ``sigma_max`` are static floats (fixed endpoints, never trained);
-    subclasses provide ``_shape(t)``, any strictly decreasing curve on ``[0, 1]``, which
-    is affinely rescaled so that the endpoints are exact:
-    ``lam(t) = (1 - f(t)) lam_max + f(t) lam_min``, ``f = (g(t) - g(0)) / (g(1) - g(0))``.
+    subclasses implement :meth:`logsnr`, exact at both ends. Families written as a curve
+    rescaled onto the range subclass :class:`AbstractRescaledSchedule` instead.
     """
 
     sigma_min: float = eqx.field(static=True, default=0.002, kw_only=True)
@@ -165,6 +160,22 @@ class AbstractEndpointSchedule(AbstractSchedule):
     @property
     def logsnr_min(self) -> float:
         return float(-2.0 * np.log(self.sigma_max))
+
+
+class AbstractRescaledSchedule(AbstractEndpointSchedule):
+    """Base for families given by a curve ``g(t)`` rescaled onto the noise-level range.
+
+    Subclasses provide ``_shape(t)``, any strictly decreasing curve on ``[0, 1]``, which
+    is affinely rescaled so that the endpoints are exact:
+    ``lam(t) = (1 - f(t)) lam_max + f(t) lam_min``, ``f = (g(t) - g(0)) / (g(1) - g(0))``.
+
+    >>> class Linear(AbstractRescaledSchedule):
+    ...     def _shape(self, t):
+    ...         return -t
+    >>> s = Linear(sigma_min=0.01, sigma_max=10.0)
+    >>> round(float(s.noise_level(0.0)), 4), round(float(s.noise_level(1.0)), 4)
+    (0.01, 10.0)
+    """
 
     @abc.abstractmethod
     def _shape(self, t: Array) -> Array:

@@ -29,7 +29,7 @@ import numpy as np
 from jaxtyping import Array
 
 from .._checks import check_positive_float, is_concrete
-from .base import AbstractEndpointSchedule
+from .base import AbstractRescaledSchedule
 
 
 def _as_float(value) -> Array:
@@ -48,7 +48,7 @@ def _check_param_positive(module, *names):
             check_positive_float(name, np.asarray(value).item())
 
 
-class EDM(AbstractEndpointSchedule):
+class EDM(AbstractRescaledSchedule):
     """Karras et al. (2022) polynomial schedule with exponent ``rho`` (default 7).
 
     >>> s = EDM(rho=7.0)
@@ -81,7 +81,7 @@ class EDM(AbstractEndpointSchedule):
         return jnp.clip((jnp.exp(-lam / (2.0 * self.rho)) - lo) / (hi - lo), 0.0, 1.0)
 
 
-class LogSNRLinear(AbstractEndpointSchedule):
+class LogSNRLinear(AbstractRescaledSchedule):
     """logSNR linear in ``t``; the same curve as k-diffusion's "exponential" (log-uniform sigma).
 
     >>> s = LogSNRLinear()
@@ -95,7 +95,7 @@ class LogSNRLinear(AbstractEndpointSchedule):
         return -t
 
 
-class Polyexponential(AbstractEndpointSchedule):
+class Polyexponential(AbstractRescaledSchedule):
     """k-diffusion's polyexponential: ``log s`` moves as ``t^rho`` (``rho = 1``: log-uniform).
 
     >>> round(float(Polyexponential(rho=2.0).noise_level(1.0)), 3)
@@ -118,8 +118,8 @@ def _tangent_shape(t, gamma, sigma_min, sigma_max):
     return -2.0 * jnp.log(gamma * jnp.tan(phi_min + t * (phi_max - phi_min)))
 
 
-class Tangent(AbstractEndpointSchedule):
-    """P0's tangent law: ``s = gamma tan(phi_min + t (phi_max - phi_min))``.
+class Tangent(AbstractRescaledSchedule):
+    """The tangent law of Sun, Poor & Zhang: ``s = gamma tan(phi_min + t (phi_max - phi_min))``.
 
     With ``gamma = sqrt(c)`` it is the KL-optimal schedule for one eigenvalue ``c``; with
     ``gamma = 1`` it is the "KL optimal" scheduler of image-generation UIs.
@@ -138,7 +138,7 @@ class Tangent(AbstractEndpointSchedule):
         return _tangent_shape(t, self.gamma, self.sigma_min, self.sigma_max)
 
 
-class Cosine(AbstractEndpointSchedule):
+class Cosine(AbstractRescaledSchedule):
     """The continuous logSNR cosine schedule (Nichol & Dhariwal; Hoogeboom et al.'s shift).
 
     ``lam = -2 log tan(pi tau / 2) + 2 log shift`` truncated to the noise range; this is
@@ -158,7 +158,7 @@ class Cosine(AbstractEndpointSchedule):
         return _tangent_shape(t, 1.0 / self.shift, self.sigma_min, self.sigma_max)
 
 
-class Laplace(AbstractEndpointSchedule):
+class Laplace(AbstractRescaledSchedule):
     """Laplace logSNR schedule (Hang et al., 2024): logSNR density is Laplace(``mu``, ``b``).
 
     >>> s = Laplace(mu=0.0, b=0.5)
@@ -190,7 +190,7 @@ class Laplace(AbstractEndpointSchedule):
         return jnp.where(tau < 0.5, clean, noisy)
 
 
-class VPLinear(AbstractEndpointSchedule):
+class VPLinear(AbstractRescaledSchedule):
     """Continuous DDPM linear-beta (Song et al.'s VP-SDE; k-diffusion's ``vp``).
 
     ``beta(tau) = beta_min + tau (beta_max - beta_min)``, ``alpha^2 = exp(-int beta)``,

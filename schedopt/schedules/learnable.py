@@ -119,9 +119,6 @@ class AbstractKnotSchedule(AbstractEndpointSchedule):
         f = jnp.clip(self._interpolate(t, fractions), fractions[i], fractions[i + 1])
         return monotone_logsnr(t, f, self.logsnr_max, self.logsnr_min)
 
-    def _shape(self, t):  # unused: logsnr is exact by construction
-        return self.logsnr(t)
-
     @classmethod
     def from_schedule(
         cls, schedule: AbstractSchedule, num_knots: int = 32, placement: str = "adaptive"
@@ -321,9 +318,6 @@ class MonotoneMLP(AbstractEndpointSchedule):
         e = _MLP_IDENTITY_SHARE
         g1 = self._g(jnp.ones((), u.dtype))
         return (e * u + (1.0 - e) * self._g(u)) / (e + (1.0 - e) * g1)
-
-    def _shape(self, t):
-        return -self._fraction(self._input(t))
 
     def logsnr(self, t):
         t = jnp.asarray(t, dtype=self.w2.dtype)

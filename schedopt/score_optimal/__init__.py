@@ -1,5 +1,6 @@
-"""P4: score-optimal schedules — transport-work costs from denoiser evaluations, equal-cost
-grids (Algorithm 1), online adaptation during training (Algorithm 2) and the path energy.
+"""Score-optimal schedules (Williams et al., Score-Optimal Diffusion Schedules): transport-work
+costs from denoiser evaluations, equal-cost grids (Algorithm 1), online adaptation during
+training (Algorithm 2) and the path energy.
 
 The optax objective is :class:`schedopt.objectives.ScoreWork`; the command line is
 ``schedopt optimize --objective score-work``.

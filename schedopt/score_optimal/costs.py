@@ -1,4 +1,5 @@
-"""P4's transport costs between two noise levels, estimated from denoiser evaluations only.
+"""The transport costs of Williams et al. (Score-Optimal Diffusion Schedules) between two noise
+levels, estimated from denoiser evaluations only.
 
 Sampling moves from noise level ``s`` to ``s'`` (EDM variables ``y = x0 + s eps``, score
 ``S_s(y) = (D(y; s) - y) / s^2``, velocity ``v(s) = s`` by default):
@@ -38,7 +39,7 @@ COSTS = ("corrector", "predictor")
 
 
 def velocity(name: str, noise_level: ArrayLike) -> Array:
-    """The velocity ``v(s)`` that scales a cost: ``"sigma"`` (``v = s``, P4's choice) or
+    """The velocity ``v(s)`` that scales a cost: ``"sigma"`` (``v = s``, the paper's choice) or
     ``"one"`` (``v = 1``, the plain Fisher divergence).
 
     >>> float(velocity("sigma", 2.0)), float(velocity("one", 2.0))

@@ -1,4 +1,5 @@
-"""P4's Algorithm 1: the equal-cost grid from per-interval costs, and its fixed-point iteration.
+"""Algorithm 1 of Williams et al. (Score-Optimal Diffusion Schedules): the equal-cost grid from
+per-interval costs, and its fixed-point iteration.
 
 Given a grid ``x_0, ..., x_M`` (times ``t`` or log noise levels, monotone) and the costs
 ``L_k`` of its intervals, the cumulative root cost ``Lambda_k = sum_{j < k} L_j^(1/order)``

@@ -1,4 +1,5 @@
-"""Closed forms of P4's costs for Gaussian data ``N(mu, C)``, ``C`` with eigenvalues ``c_i``.
+"""Closed forms of Williams et al.'s costs for Gaussian data ``N(mu, C)``, ``C`` with
+eigenvalues ``c_i``.
 
 With the exact denoiser each eigen-direction evolves alone (``y - mu ~ N(0, c + s^2)``,
 score ``-(y - mu) / (c + s^2)``), so every cost is a sum over directions:

@@ -1,4 +1,5 @@
-"""P4's Algorithm 2: adapt the sampling grid online while a denoiser trains.
+"""Algorithm 2 of Williams et al. (Score-Optimal Diffusion Schedules): adapt the sampling grid
+online while a denoiser trains.
 
 At every log boundary of :func:`schedopt.models.training.train_denoiser` the hook estimates
 the transport costs of the current grid ``t_0 = 1 > ... > t_M = 0`` (noise levels

@@ -15,18 +15,30 @@ known case the tests check.
 With the range free (``bounds``), the ends move too and the bound gains the initial
 distributions' KL (data processing: ``KL(p_T || q_T)`` at the start level ``s_hi``, for VE
 noise ``N(0, s_hi^2)``); the last interval ``s_lo -> 0`` is in the sum already.
+
+The bound is an objective like any other (:class:`AYSBound`), and :func:`optimize_ays` fits
+it with the package's one optax loop (:func:`schedopt.optimize.optimize`): the grid is a
+:class:`~schedopt.schedules.PiecewiseLinear` schedule with a knot at every grid time (its
+softmax logits are the log-sigma decrements), on a learnable
+:class:`~schedopt.schedules.RangedSchedule` range when the ends are free.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_positive_float, check_positive_int
 from ..gaussian.spectrum import Spectrum
+from ..objectives.base import AbstractObjective
+from ..schedules.base import AbstractSchedule, grid
+from ..schedules.learnable import PiecewiseLinear
+from ..schedules.ranged import RangedSchedule
 from .costs import ays_interval_bound, initial_mismatch
-from .descent import best_descent
 from .dp import SearchResult
 
 
@@ -40,26 +52,72 @@ def ays_bound(spectrum: Spectrum, sigmas) -> jax.Array:
     return jnp.sum(ays_interval_bound(spectrum, sigmas[:-1], sigmas[1:]))
 
 
-def _levels(logits, log_max, log_min):
-    fractions = jnp.cumsum(jax.nn.softmax(logits))[:-1]
-    interior = log_max + fractions * (log_min - log_max)
-    return jnp.exp(jnp.concatenate([jnp.array([log_max]), interior, jnp.array([log_min])]))
+class AYSBound(AbstractObjective):
+    """:func:`ays_bound` of the schedule's ``num_steps``-step ``final="zero"`` grid, plus,
+    with ``with_start``, the VE start's KL at its first level (:func:`initial_mismatch`).
+
+    Deterministic (ignores ``key``).
+
+    >>> from schedopt.schedules import EDM
+    >>> objective = AYSBound(Spectrum([1.0]), num_steps=4)
+    >>> bool(objective(EDM(), None) == ays_bound(Spectrum([1.0]), grid(EDM(), 4)))
+    True
+    """
+
+    name: ClassVar[str] = "ays-bound"
+    spectrum: Spectrum
+    num_steps: int = eqx.field(static=True, default=10)
+    with_start: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        check_positive_int("num_steps", self.num_steps)
+
+    def __call__(self, schedule: AbstractSchedule, key=None):
+        sigmas = grid(schedule, self.num_steps)
+        start = initial_mismatch(self.spectrum, sigmas[0]) if self.with_start else 0.0
+        return start + ays_bound(self.spectrum, sigmas)
+
+    def describe(self) -> dict:
+        return {
+            "objective": self.name,
+            "num_steps": self.num_steps,
+            "with_start": self.with_start,
+            "spectrum_dim": self.spectrum.dim,
+            "spectrum_fingerprint": self.spectrum.fingerprint(),
+        }
 
 
-def _range_levels(logits, log_hi, log_lo):
-    """All ``n`` levels from ``n + 1`` gap logits partitioning ``[log_lo, log_hi]``."""
-    fractions = jnp.cumsum(jax.nn.softmax(logits))[:-1]
-    return jnp.exp(log_hi + fractions * (log_lo - log_hi))
+def _grid_schedule(sigmas) -> PiecewiseLinear:
+    """The knot schedule whose ``len(sigmas)``-step ``final="zero"`` grid is ``sigmas``
+    (positive, strictly decreasing): a knot at every grid time, so its logits are the
+    grid's log-sigma decrements; the search methods fit their grids as this schedule.
+
+    >>> [round(float(s), 3) for s in grid(_grid_schedule([80.0, 1.0, 0.01]), 3)]
+    [80.0, 1.0, 0.01, 0.0]
+    """
+    levels = np.asarray(sigmas, dtype=np.float64)
+    if levels.ndim != 1 or levels.shape[0] < 2:
+        raise ValueError(f"`sigmas` must hold >= 2 levels, got {levels.tolist()}")
+    return PiecewiseLinear.from_logsnr_values(-2.0 * np.log(levels[::-1]))
 
 
-def _ays_loss(z, args):
-    spectrum, log_max, log_min, free_range = args
-    if free_range:
-        levels = _range_levels(z, log_max, log_min)
-        start = initial_mismatch(spectrum, levels[0])
-    else:
-        levels, start = _levels(z, log_max, log_min), 0.0
-    return start + ays_bound(spectrum, jnp.concatenate([levels, jnp.zeros((1,))]))
+def _fit_best(schedule, objective, num_iterations: int, learning_rate: float):
+    """The best iterate of :func:`schedopt.optimize.optimize` (Adam) on a deterministic
+    bound, validated after every step (the DMN bound's ``|c_k|`` make Adam's last iterate
+    oscillate about the minimum). The validation is an ``eqx.Partial`` of the objective,
+    so that a repeated search with the same settings reuses its compilation."""
+    from ..optimize import optimize  # the loop imports orbax and tqdm: on first use
+
+    result = optimize(
+        schedule,
+        objective,
+        num_iterations=num_iterations,
+        learning_rate=learning_rate,
+        progress=False,
+        chunk_size=1,
+        validation=eqx.Partial(objective, key=None),
+    )
+    return result.schedule
 
 
 def optimize_ays(
@@ -73,12 +131,14 @@ def optimize_ays(
     bounds: tuple[float, float] | None = None,
 ) -> SearchResult:
     """Minimise :func:`ays_bound` over the ``num_steps`` positive levels of a ``final="zero"``
-    grid (ends ``sigma_max`` and ``sigma_min`` fixed, then 0), by Adam on softmax
-    log-sigma decrements, started from EDM's ``rho`` grid. Returns the best grid seen.
+    grid (ends ``sigma_max`` and ``sigma_min`` fixed, then 0): :func:`schedopt.optimize.optimize`
+    (Adam, ``learning_rate``) of :class:`AYSBound` over the grid's log-sigma decrements
+    (a knot schedule with a knot at every grid time), started from EDM's ``rho`` grid.
+    Returns the best grid seen.
 
     With ``bounds = (lo, hi)`` the ends are free inside them too (started at ``sigma_min``,
-    ``sigma_max``), and the VE start's KL joins the bound (the module docstring); its
-    ``cost`` is then that sum.
+    ``sigma_max``; a :class:`~schedopt.schedules.RangedSchedule`), and the VE start's KL
+    joins the bound (the module docstring); its ``cost`` is then that sum.
 
     >>> r = optimize_ays(Spectrum([1.0]), 4, num_iterations=50)
     >>> r.sigmas.shape, bool(r.sigmas[0] == 80.0)
@@ -95,8 +155,12 @@ def optimize_ays(
         raise ValueError(f"need sigma_min < sigma_max, got {sigma_min=}, {sigma_max=}")
     num_iterations = check_positive_int("num_iterations", num_iterations)
     learning_rate = check_positive_float("learning_rate", learning_rate)
-    ramp = np.linspace(0.0, 1.0, n)
+    ramp = np.linspace(0.0, 1.0, max(n, 2))
     edm = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    if bounds is None and n <= 2:  # nothing free: the levels are the two ends (or sigma_max)
+        sigmas = np.asarray([*[sigma_max, sigma_min][:n], 0.0])
+        return SearchResult(sigmas, None, float(ays_bound(spectrum, sigmas)))
+    schedule = _grid_schedule(edm)
     if bounds is not None:
         lo, hi = (float(b) for b in bounds)
         if not (0 < lo <= sigma_min < sigma_max <= hi):
@@ -104,25 +168,15 @@ def optimize_ays(
                 f"`bounds` must hold [sigma_min, sigma_max], got {bounds=}, {sigma_min=}, "
                 f"{sigma_max=}"
             )
-        log_levels = np.log(np.concatenate([[hi], edm, [lo]]))
-        gaps = np.maximum(-np.diff(log_levels), 1e-3 * np.log(hi / lo))
-        args = (spectrum, float(np.log(hi)), float(np.log(lo)), True)
-        z = best_descent(_ays_loss, jnp.asarray(np.log(gaps)), args, learning_rate, num_iterations)
-        levels = np.asarray(_range_levels(z, np.log(hi), np.log(lo)))
-        sigmas = np.concatenate([levels, [0.0]])
-        cost = float(ays_bound(spectrum, sigmas) + initial_mismatch(spectrum, levels[0]))
-        return SearchResult(sigmas, None, cost)
-    if n <= 2:  # nothing free: the levels are the two ends (or sigma_max alone)
-        levels = [sigma_max, sigma_min][:n]
-        sigmas = np.asarray([*levels, 0.0])
+        schedule = RangedSchedule.from_schedule(schedule, (lo, hi), (sigma_min, sigma_max))
+    objective = AYSBound(spectrum, n, with_start=bounds is not None)
+    fitted = _fit_best(schedule, objective, num_iterations, learning_rate)
+    sigmas = np.asarray(grid(fitted, n), dtype=np.float64)
+    if bounds is None:
+        sigmas[0], sigmas[n - 1] = sigma_max, sigma_min  # exact ends, not their float32 image
         return SearchResult(sigmas, None, float(ays_bound(spectrum, sigmas)))
-    log_max, log_min = float(np.log(sigma_max)), float(np.log(sigma_min))
-    logits = jnp.asarray(np.log(-np.diff(np.log(edm))))
-    args = (spectrum, log_max, log_min, False)
-    z = best_descent(_ays_loss, logits, args, learning_rate, num_iterations)
-    sigmas = np.concatenate([np.asarray(_levels(z, log_max, log_min)), [0.0]])
-    sigmas[0], sigmas[n - 1] = sigma_max, sigma_min
-    return SearchResult(sigmas, None, float(ays_bound(spectrum, sigmas)))
+    cost = float(ays_bound(spectrum, sigmas) + initial_mismatch(spectrum, sigmas[0]))
+    return SearchResult(sigmas, None, cost)
 
 
 def ays_single_eigenvalue_optimum(c: float, num_steps: int, sigma_min: float, sigma_max: float):

@@ -1,7 +1,8 @@
 """Per-step costs ``C[i, j]`` of a step from teacher level ``s_i`` to ``s_j`` for :mod:`.dp`.
 
 - :func:`gaussian_step_costs`: the exact Gaussian KL of *one* solver step started from the
-  exact marginal at ``s_i`` (P0's closed form on a 2-point grid), ``sum_d w_d KL_d``.
+  exact marginal at ``s_i`` (the closed form of :mod:`schedopt.gaussian` on a 2-point
+  grid), ``sum_d w_d KL_d``.
 - :func:`ays_step_costs`: the per-interval term of the AYS-style KL upper bound
   (:mod:`.ays`), additive over steps, so the DP finds its exact optimum on the grid.
 - :func:`gaussian_range_costs`: the costs of where a grid starts and stops, which put the
@@ -147,42 +148,44 @@ def ays_step_costs(spectrum: Spectrum, teacher_sigmas):
     return _fill(m, i, j, ays_interval_bound(spectrum, s[i], s[j]))
 
 
-def _euler(denoiser, y, s, s_next):
-    d = denoiser(y, s)
-    return jnp.where(s_next > 0, y + (s_next - s) * (y - d) / s, d)
+#: The solvers :func:`trajectory_step_costs` takes a step of.
+STEPS = ("euler", "heun")
 
 
-def _heun(denoiser, y, s, s_next):
-    slope = (y - denoiser(y, s)) / s
-    y_e = y + (s_next - s) * slope
-    safe = jnp.where(s_next > 0, s_next, 1.0)
-    slope_next = (y_e - denoiser(y_e, safe)) / safe
-    return jnp.where(s_next > 0, y + 0.5 * (s_next - s) * (slope + slope_next), y_e)
+def _solve(denoiser, levels, y, solver: str):
+    """The probability-flow ODE through ``levels`` (positive, decreasing) from ``y``, one
+    ``solver`` step per interval: the samplers' own solve
+    (:func:`schedopt.sampling.probability_flow`), not a copy of their steps."""
+    from ..sampling.ode import probability_flow  # diffrax: only for the trajectory costs
+
+    return probability_flow(denoiser, levels, y, solver=solver, to_zero=False)
 
 
-STEPS = {"euler": _euler, "heun": _heun}
+def _check_teacher(teacher_sigmas):
+    from .._checks import check_array_positive, check_strictly_decreasing
+
+    s = jnp.asarray(teacher_sigmas, dtype=jnp.result_type(float))
+    check_strictly_decreasing("teacher_sigmas", s)
+    check_array_positive("teacher_sigmas", s)
+    return s
 
 
 def teacher_trajectory(denoiser, teacher_sigmas, y0, substeps: int = 4):
-    """States ``y(s_k)`` of the probability-flow ODE at every teacher level, shape
-    ``(M, batch, ...)``, by Heun with ``substeps`` log-uniform substeps per interval.
+    """States ``y(s_k)`` of the probability-flow ODE at every teacher level (positive,
+    strictly decreasing), shape ``(M, batch, ...)``, by Heun with ``substeps`` log-uniform
+    substeps per interval.
 
     >>> from schedopt.models import GaussianDenoiser
     >>> teacher_trajectory(GaussianDenoiser(jnp.ones(2)), [4.0, 1.0], jnp.ones((3, 2))).shape
     (2, 3, 2)
     """
-    s = jnp.asarray(teacher_sigmas, dtype=jnp.result_type(float))
+    s = _check_teacher(teacher_sigmas)
     frac = jnp.linspace(0.0, 1.0, substeps + 1)[1:]
 
     def interval(y, pair):
         a, b = pair
         levels = jnp.exp(jnp.log(a) + frac * (jnp.log(b) - jnp.log(a)))
-        starts = jnp.concatenate([a[None], levels[:-1]])
-
-        def sub(y, ab):
-            return _heun(denoiser, y, ab[0], ab[1]), None
-
-        y, _ = jax.lax.scan(sub, y, jnp.stack([starts, levels], axis=1))
+        y = _solve(denoiser, jnp.concatenate([a[None], levels]), y, "heun")
         return y, y
 
     _, ys = jax.lax.scan(interval, jnp.asarray(y0), jnp.stack([s[:-1], s[1:]], axis=1))
@@ -191,7 +194,8 @@ def teacher_trajectory(denoiser, teacher_sigmas, y0, substeps: int = 4):
 
 def trajectory_step_costs(denoiser, teacher_sigmas, y0, solver: str = "euler", substeps: int = 4):
     """GITS cost ``C[i, j] = mean_b ||step(y_i; s_i -> s_j) - y_j||^2 / dim`` along a teacher
-    solve from ``y0`` (a batch at ``s_0``); ``solver`` in ``"euler" | "heun"``.
+    solve from ``y0`` (a batch at ``s_0``); ``solver`` in ``"euler" | "heun"``, whose step
+    is the samplers' own (:func:`schedopt.sampling.probability_flow` over one interval).
 
     >>> from schedopt.models import GaussianDenoiser
     >>> c = trajectory_step_costs(GaussianDenoiser(jnp.ones(2)), [4.0, 1.0, 0.1], jnp.ones((3, 2)))
@@ -200,12 +204,11 @@ def trajectory_step_costs(denoiser, teacher_sigmas, y0, solver: str = "euler", s
     """
     if solver not in STEPS:
         raise ValueError(f"`solver` must be one of {', '.join(STEPS)}; got solver={solver!r}")
-    step = STEPS[solver]
-    s, m, i, j = _pair_grid(teacher_sigmas)
+    s, m, i, j = _pair_grid(_check_teacher(teacher_sigmas))
     ys = teacher_trajectory(denoiser, s, y0, substeps)
 
     def one(a, b):
-        pred = step(denoiser, ys[a], s[a], s[b])
+        pred = _solve(denoiser, jnp.stack([s[a], s[b]]), ys[a], solver)
         err = (pred - ys[b]).reshape(pred.shape[0], -1)
         return jnp.mean(jnp.sum(err**2, axis=1)) / err.shape[1]
 

@@ -17,18 +17,23 @@ last evaluation's own. It is written here from that description with schedopt's 
 coefficient plans (:mod:`schedopt._multistep`, so the orders and their lowering at the ends
 are exactly the sampler's); UniPC's corrector is ignored, as in DMN. The ends are fixed and
 the interior minimised by Adam on softmax log-sigma decrements (DMN uses scipy's
-``trust-constr``), like :func:`~schedopt.search.optimize_ays`.
+``trust-constr``), through :func:`schedopt.optimize.optimize` as
+:func:`~schedopt.search.optimize_ays` (the objective :class:`DMNBound`).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
 from .. import _multistep
 from .._checks import check_choice, check_positive_float, check_positive_int, is_concrete
-from .ays import _levels
-from .descent import best_descent
+from ..objectives.base import AbstractObjective
+from ..schedules.base import AbstractSchedule, grid
+from .ays import _fit_best, _grid_schedule
 from .dp import SearchResult
 
 ERROR_MODELS = ("latent", "pixel")
@@ -83,10 +88,28 @@ def dmn_bound(sigmas, solver: str = "dpmpp-2m", error: str = "latent"):
     return bound + (model_error(levels[-1], error) if to_zero else 0.0)
 
 
-def _dmn_loss(z, args):
-    log_max, log_min, solver, error = args
-    levels = _levels(z, log_max, log_min)
-    return dmn_bound(jnp.concatenate([levels, jnp.zeros((1,))]), solver, error)
+class DMNBound(AbstractObjective):
+    """:func:`dmn_bound` of the schedule's ``num_steps``-step ``final="zero"`` grid.
+
+    Deterministic (ignores ``key``).
+
+    >>> from schedopt.schedules import EDM
+    >>> bool(DMNBound(num_steps=5)(EDM(), None) == dmn_bound(grid(EDM(), 5)))
+    True
+    """
+
+    name: ClassVar[str] = "dmn-bound"
+    num_steps: int = eqx.field(static=True, default=10)
+    solver: str = eqx.field(static=True, default="dpmpp-2m")
+    error: str = eqx.field(static=True, default="latent")
+
+    def __check_init__(self):
+        check_positive_int("num_steps", self.num_steps)
+        check_choice("solver", self.solver, SOLVERS)
+        check_choice("error", self.error, ERROR_MODELS)
+
+    def __call__(self, schedule: AbstractSchedule, key=None):
+        return dmn_bound(grid(schedule, self.num_steps), self.solver, self.error)
 
 
 def optimize_dmn(
@@ -99,7 +122,8 @@ def optimize_dmn(
     learning_rate: float = 0.05,
 ) -> SearchResult:
     """Minimise :func:`dmn_bound` over the interior levels of a ``num_steps``-step
-    ``final="zero"`` grid (ends fixed), started from logSNR-uniform as DMN does.
+    ``final="zero"`` grid (ends fixed), started from logSNR-uniform as DMN does; the best
+    grid seen (:func:`schedopt.optimize.optimize` of :class:`DMNBound`, validated every step).
 
     >>> r = optimize_dmn(5, num_iterations=100)
     >>> r.sigmas.shape, bool(r.sigmas[0] == 80.0)
@@ -116,10 +140,8 @@ def optimize_dmn(
     if n <= 2:
         sigmas = np.asarray([sigma_max, sigma_min][:n] + [0.0])
         return SearchResult(sigmas, None, float(dmn_bound(sigmas, solver, error)))
-    log_max, log_min = float(np.log(sigma_max)), float(np.log(sigma_min))
-    logits = jnp.zeros((n - 1,))  # equal decrements: logSNR-uniform
-    args = (log_max, log_min, solver, error)
-    z = best_descent(_dmn_loss, logits, args, learning_rate, num_iterations)
-    sigmas = np.concatenate([np.asarray(_levels(z, log_max, log_min)), [0.0]])
-    sigmas[0], sigmas[n - 1] = sigma_max, sigma_min
+    start = _grid_schedule(np.geomspace(sigma_max, sigma_min, n))  # logSNR-uniform
+    fitted = _fit_best(start, DMNBound(n, solver, error), num_iterations, learning_rate)
+    sigmas = np.asarray(grid(fitted, n), dtype=np.float64)
+    sigmas[0], sigmas[n - 1] = sigma_max, sigma_min  # exact ends, not their float32 image
     return SearchResult(sigmas, None, float(dmn_bound(sigmas, solver, error)))

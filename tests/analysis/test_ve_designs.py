@@ -1,5 +1,5 @@
-"""Song's geometric and EDM's polynomial VE schedules are existing Schedules (P3 notation),
-and both VE samplers (PF-ODE, Euler-Maruyama) converge on them."""
+"""Song's geometric and EDM's polynomial VE schedules are existing Schedules (the notation of
+Wang, He & Tao), and both VE samplers (PF-ODE, Euler-Maruyama) converge on them."""
 
 import jax
 import numpy as np

@@ -1,4 +1,4 @@
-"""The P0 experiment script runs end to end on its smoke size."""
+"""The Gaussian-KL experiment script (``p0_gaussian_kl.py``) runs end to end on its smoke size."""
 
 import json
 import subprocess

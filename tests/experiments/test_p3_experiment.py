@@ -1,4 +1,4 @@
-"""The P3 experiment script runs end to end on its smoke size."""
+"""The design-space experiment script (``p3_design_space.py``) runs end to end on its smoke size."""
 
 import json
 import subprocess

@@ -51,7 +51,7 @@ def test_one_step_closed_form():
 
 
 def test_mean_offset_from_a_zero_mean_start():
-    # Output mean is mu (1 - G), G the product of gains (NOTES, P0).
+    # Output mean is mu (1 - G), G the product of gains (derived for the Gaussian KL).
     sp = Spectrum([0.5, 2.0], mean=[1.0, -3.0])
     sigmas = np.array([30.0, 4.0, 0.5, 0.0])
     m = output_moments(sp, sigma_grid(sigmas), "euler", init="ve")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from schedopt.gaussian import (
-    Ancestral,
     Euler,
-    EulerMaruyama,
+    GaussianAncestral,
+    GaussianEulerMaruyama,
     Heun,
     Spectrum,
     output_moments,
@@ -114,7 +114,7 @@ def test_ancestral_moments_match_monte_carlo(noise):
 
     y0 = rng.normal(size=(n, C.size)) * sigmas[0]  # VE initialisation
     y = monte_carlo(step, y0, len(sigmas) - 1)
-    m = output_moments(SPECTRUM, sigma_grid(sigmas), Ancestral(eta=eta), init="ve")
+    m = output_moments(SPECTRUM, sigma_grid(sigmas), GaussianAncestral(eta=eta), init="ve")
     check_moments(y, m, n)
 
 
@@ -158,7 +158,9 @@ def test_euler_maruyama_moments_match_monte_carlo(process, kappa):
     else:
         y0 = rng.normal(size=(n, C.size))
     y = monte_carlo(step, y0, len(t))
-    m = output_moments(SPECTRUM, grid, EulerMaruyama(process=process, kappa=kappa), init=process)
+    m = output_moments(
+        SPECTRUM, grid, GaussianEulerMaruyama(process=process, kappa=kappa), init=process
+    )
     check_moments(y, m, n)
 
 
@@ -168,16 +170,16 @@ def alpha(lam):
 
 def test_euler_maruyama_needs_the_schedule_derivative():
     with pytest.raises(ValueError, match="step_grid"):
-        EulerMaruyama().coefficients(jnp.asarray(C), sigma_grid([10.0, 1.0, 0.0]))
+        GaussianEulerMaruyama().coefficients(jnp.asarray(C), sigma_grid([10.0, 1.0, 0.0]))
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
         (lambda: solver_from_name("rk4"), "solver='rk4'"),
-        (lambda: Ancestral(eta=1.5), "eta=1.5"),
-        (lambda: EulerMaruyama(kappa=0.0), "kappa"),
-        (lambda: EulerMaruyama(process="flow"), "process='flow'"),
+        (lambda: GaussianAncestral(eta=1.5), "eta=1.5"),
+        (lambda: GaussianEulerMaruyama(kappa=0.0), "kappa"),
+        (lambda: GaussianEulerMaruyama(process="flow"), "process='flow'"),
         (lambda: sigma_grid([1.0, 2.0, 0.0]), "strictly decreasing"),
         (lambda: sigma_grid([1.0, 0.0, 0.0]), "decreasing"),
         (lambda: sigma_grid([float("nan"), 0.0]), "finite"),

@@ -10,7 +10,7 @@ import pytest
 from schedopt.data import gaussian_with_spectrum, load_dataset, ring
 from schedopt.metrics import (
     evaluate_samples,
-    format_table,
+    format_metrics,
     mixture_log_likelihood,
     mode_coverage,
     precision_recall,
@@ -71,7 +71,7 @@ def test_evaluate_samples_on_a_mixture():
         assert bad[name] > good[name]
     assert bad["log_likelihood"] < good["log_likelihood"]
     assert good["log_likelihood"] == pytest.approx(good["log_likelihood_reference"], abs=0.1)
-    table = format_table(good)
+    table = format_metrics(good)
     assert "modes_covered" in table and len(table.splitlines()) == len(good) + 2
 
 

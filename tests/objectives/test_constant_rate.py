@@ -1,4 +1,4 @@
-"""Constant-rate scheduling (P1): measures against closed forms, speeds against analytic
+"""Constant-rate scheduling (Okada et al.): measures against closed forms, speeds against analytic
 speeds, the direct construction against analytic schedules, the optax objective against
 the direct construction, training densities by Monte Carlo, errors."""
 
@@ -11,9 +11,9 @@ from schedopt.constant_rate import (
     AbstractMeasure,
     Combined,
     DataPrediction,
-    Frechet,
     GaussianFrechet,
     NoisePrediction,
+    SampleFrechet,
     Speed,
     combine,
     constant_rate_schedule,
@@ -71,7 +71,7 @@ def test_frechet_estimator_equals_closed_form_of_its_sample_bank(method):
     rng = np.random.default_rng(1)
     with jax.enable_x64(True):
         x = rng.standard_normal((600, 4)) * np.sqrt(EIG) + np.array([0.5, 0, 0, -1.0])
-        measure = Frechet.from_data(x, method=method)
+        measure = SampleFrechet.from_data(x, method=method)
         lam = np.linspace(LAM_MAX, LAM_MIN, 49)
         x0 = np.asarray(measure.data)
         cov = np.cov(x0.T)
@@ -102,7 +102,7 @@ def test_frechet_estimator_matches_population_closed_form_in_float32():
     # and would dominate the (second-order) covariance term at the noisy end
     x = x - x.mean(0)
     lam = logsnr_grid(33)
-    got = np.asarray(Frechet.from_data(x).pairwise(lam))
+    got = np.asarray(SampleFrechet.from_data(x).pairwise(lam))
     ref = np.asarray(GaussianFrechet(jnp.asarray(EIG)).pairwise(lam))
     np.testing.assert_allclose(got, ref, rtol=0.1)
     assert abs(np.sum(np.sqrt(got)) / np.sum(np.sqrt(ref)) - 1) < 0.03
@@ -306,7 +306,7 @@ def test_optimised_grid_and_direct_construction_xi_not_one():
 def test_objective_gradient_through_sample_measure_matches_finite_differences():
     with jax.enable_x64(True):
         x = GaussianDenoiser(jnp.asarray(EIG)).sample(jax.random.key(8), 300)
-        objective = ConstantRate(Frechet.from_data(x), num_steps=6)
+        objective = ConstantRate(SampleFrechet.from_data(x), num_steps=6)
         schedule = PiecewiseLinear.from_schedule(EDM(), num_knots=5, placement="uniform")
 
         def loss(logits):
@@ -359,9 +359,9 @@ def test_bad_inputs_raise_errors_naming_the_argument():
     with pytest.raises(ValueError, match="all zero"):
         Speed(jnp.array([1.0, 0.0]), jnp.array([0.0]))
     with pytest.raises(ValueError, match="method"):
-        Frechet.from_data(np.zeros((10, 2)), method="sinkhorn")
+        SampleFrechet.from_data(np.zeros((10, 2)), method="sinkhorn")
     with pytest.raises(ValueError, match="num_samples"):
-        Frechet.from_data(np.zeros((10, 2)), num_samples=11)
+        SampleFrechet.from_data(np.zeros((10, 2)), num_samples=11)
     with pytest.raises(ValueError, match="input"):
         DataPrediction.from_data(GaussianDenoiser(jnp.ones(2)), np.zeros((10, 2)), input="x")
     with pytest.raises(ValueError, match="weights"):

@@ -30,6 +30,7 @@ from schedopt.objectives.budgets import BudgetRanges
 from schedopt.sampling import ODESampler
 from schedopt.schedules import EDM, MonotoneCubic
 from schedopt.score_optimal import CorrectorCost, CostTable
+from schedopt.search import AYSBound, DMNBound
 
 #: A 2-D two-mode mixture: its exact denoiser is the oracle of the sample-based objectives.
 MIXTURE = GaussianMixture(
@@ -66,6 +67,9 @@ OBJECTIVES = {
         None,
     ),
     "frechet": (lambda: Frechet(DENOISER, SAMPLER, DATA, batch_size=16), None),
+    # the search methods' bounds (schedopt.search), fitted by the same loop
+    "ays-bound": (lambda: AYSBound(Spectrum([0.5, 2.0]), num_steps=4, with_start=True), None),
+    "dmn-bound": (lambda: DMNBound(num_steps=4, solver="unipc"), None),
     "sum-over-budgets": (
         lambda: SumOverBudgets(tuple(GaussianKL(Spectrum([1.0]), num_steps=n) for n in (2, 4))),
         lambda start: BudgetRanges.from_schedule(start, (2, 4)),

@@ -20,8 +20,8 @@ def test_objective_equals_the_closed_form():
 
 @pytest.mark.parametrize("final", ["min", "zero"])
 def test_learned_schedule_for_one_eigenvalue_is_the_tangent_law(final):
-    # P0: for one eigenvalue, equal steps in phi = atan(s / sqrt(c)) are optimal at any N
-    # (-log cos^2 is convex), i.e. the tangent law gamma = sqrt(c).
+    # Sun, Poor & Zhang: for one eigenvalue, equal steps in phi = atan(s / sqrt(c)) are optimal
+    # at any N (-log cos^2 is convex), i.e. the tangent law gamma = sqrt(c).
     c, n = 0.5, 8
     knots = n if final == "min" else n - 1  # knots on the grid's schedule points
     start = PiecewiseLinear.from_schedule(EDM(), knots, placement="uniform")

@@ -1,5 +1,5 @@
-"""P4's path-energy objective (``ScoreWork``): closed forms, gradients, the schedule it
-learns (the same as Algorithm 1's), and ``schedopt optimize --objective score-work``."""
+"""The path-energy objective of Williams et al. (``ScoreWork``): closed forms, gradients, the
+schedule it learns (the same as Algorithm 1's), and ``schedopt optimize --objective score-work``."""
 
 import doctest
 

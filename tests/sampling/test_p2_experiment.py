@@ -1,5 +1,5 @@
-"""The P2 experiment's ``--smoke`` run: it completes, writes its outputs, and its Monte Carlo
-check agrees with the closed form for every noise type."""
+"""The discrete-noise experiment's ``--smoke`` run: it completes, writes its outputs, and its
+Monte Carlo check agrees with the closed form for every noise type."""
 
 import importlib.util
 import json

@@ -79,7 +79,7 @@ def test_euler_maruyama_moments_match_closed_form(process, final, schedule):
         num_noise = times.shape[0] - 1
         y0, xi = _probe(num_noise)
         out = _em(den, schedule, y0, xi, times, process, kappa, final == "zero")
-        solver = G.EulerMaruyama(process=process, kappa=kappa)
+        solver = G.GaussianEulerMaruyama(process=process, kappa=kappa)
         for init, (m0, v0) in _starts(schedule, spectrum).items():
             mean, var = _moments_from_probe(out, num_noise, m0, v0)
             moments = G.output_moments(spectrum, G.step_grid(schedule, 6, final), solver, init)
@@ -97,7 +97,7 @@ def test_ancestral_moments_match_closed_form(eta, final):
         for init, (m0, v0) in _starts(schedule, spectrum).items():
             mean, var = _moments_from_probe(out, 6, m0, v0)
             moments = G.output_moments(
-                spectrum, G.step_grid(schedule, 6, final), G.Ancestral(eta), init
+                spectrum, G.step_grid(schedule, 6, final), G.GaussianAncestral(eta), init
             )
             np.testing.assert_allclose(mean - MU, moments.mean_offset, atol=1e-11)
             np.testing.assert_allclose(var, moments.variance(), rtol=1e-10)
@@ -134,9 +134,9 @@ def test_monte_carlo_moments(sampler):
         sampler, jax.random.key(7)
     )
     gsolver = (
-        G.EulerMaruyama(process=sampler.process.name, kappa=sampler.kappa)
+        G.GaussianEulerMaruyama(process=sampler.process.name, kappa=sampler.kappa)
         if isinstance(sampler, EulerMaruyama)
-        else G.Ancestral(sampler.eta)
+        else G.GaussianAncestral(sampler.eta)
     )
     m = G.output_moments(spectrum, G.step_grid(schedule, 10, sampler.final), gsolver, "vp")
     _check_monte_carlo(x, np.asarray(MU + m.mean_offset), np.asarray(m.variance()))
@@ -148,7 +148,7 @@ def test_mis_scaled_noise_is_detected_by_the_monte_carlo_check():
     x = EulerMaruyama(10, "vp", noise="rademacher", kappa=1.5).sample(
         den, schedule, jax.random.key(7), (40_000, D), "vp"
     )
-    m = G.output_moments(spectrum, G.step_grid(schedule, 10), G.EulerMaruyama(), "vp")
+    m = G.output_moments(spectrum, G.step_grid(schedule, 10), G.GaussianEulerMaruyama(), "vp")
     with pytest.raises(AssertionError):
         _check_monte_carlo(x, np.asarray(MU + m.mean_offset), np.asarray(m.variance()))
 

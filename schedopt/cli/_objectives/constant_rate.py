@@ -1,5 +1,6 @@
-"""``--objective constant-rate``: P1's constant-rate schedule, learned by equalising the
-discrepancy between neighbouring levels of the sampling grid.
+"""``--objective constant-rate``: the constant-rate schedule of Okada et al. (Constant Rate
+Scheduling), learned by equalising the discrepancy between neighbouring levels of the
+sampling grid.
 
 ``--measure fd`` (model-free Fréchet distance of the diffused data's features), ``x0``
 (change of the denoiser's data prediction) or ``eps`` (of its noise prediction), or a
@@ -24,7 +25,7 @@ from . import ObjectiveSetup
 # the command line's other objectives do not import it.
 
 NAME = "constant-rate"
-HELP = "P1: equal discrepancy (fd, x0 or eps measure) between neighbouring grid levels"
+HELP = "Okada et al.: equal discrepancy (fd, x0 or eps measure) between neighbouring grid levels"
 
 MEASURES = ("fd", "x0", "eps")
 FEATURES = ("identity", "classifier")
@@ -66,7 +67,7 @@ def add_arguments(group) -> None:
         "--speed-variable",
         default="alpha",
         choices=VARIABLES,
-        help="variable the speed is measured per unit of (alpha = VP signal scale, as P1)",
+        help="variable the speed is measured per unit of (alpha = VP signal scale, as the paper)",
     )
     group.add_argument(
         "--measure-dataset",
@@ -85,7 +86,7 @@ def add_arguments(group) -> None:
         default="identity",
         choices=FEATURES,
         help="features of --measure fd: identity (default, fast), or the digits classifier's "
-        "(P1's Inception analogue; about 5x slower)",
+        "(Okada et al.'s Inception analogue; about 5x slower)",
     )
     group.add_argument(
         "--measure-samples",
@@ -143,8 +144,8 @@ def build_measure(args):
     """The (possibly combined) measure named by ``--measure`` and its options."""
     from ...constant_rate import (
         DataPrediction,
-        Frechet,
         NoisePrediction,
+        SampleFrechet,
         combine,
         digits_feature_map,
         logsnr_grid,
@@ -161,7 +162,7 @@ def build_measure(args):
         if name == "fd":
             fmap = digits_feature_map() if features == "classifier" else None
             measures.append(
-                Frechet.from_data(data, num_samples=n, seed=args.seed, feature_map=fmap)
+                SampleFrechet.from_data(data, num_samples=n, seed=args.seed, feature_map=fmap)
             )
         else:
             cls = DataPrediction if name == "x0" else NoisePrediction

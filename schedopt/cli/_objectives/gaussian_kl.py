@@ -1,4 +1,5 @@
-"""``--objective gaussian-kl`` (the default): P0's closed-form KL on a data spectrum."""
+"""``--objective gaussian-kl`` (the default): the closed-form KL on a data spectrum
+(Sun, Poor & Zhang: Gaussian KL, Euler–Maclaurin, tangent law; arXiv 2601.13602)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .._common import MAX_KL_ENTRIES, SPECTRUM_HELP, check_spectrum_precision, p
 from . import ObjectiveSetup
 
 NAME = "gaussian-kl"
-HELP = "exact KL between Gaussian data (a spectrum) and the sampler output (P0)"
+HELP = "exact KL between Gaussian data (a spectrum) and the sampler output"
 OPTIONS = ("spectrum", "eigenvalues", "init", "direction")
 
 #: Eigenvalues times steps up to which the fit is compiled quickly (``ObjectiveSetup``):

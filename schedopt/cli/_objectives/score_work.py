@@ -1,5 +1,6 @@
-"""``--objective score-work``: P4's score-optimal schedule, learned by minimising the path
-energy of the schedule in the metric of the transport cost (1 = every step costs the same).
+"""``--objective score-work``: the score-optimal schedule of Williams et al. (Score-Optimal
+Diffusion Schedules), learned by minimising the path energy of the schedule in the metric of
+the transport cost (1 = every step costs the same).
 
 The cost (``--cost corrector`` or ``predictor``) is tabulated once from denoiser evaluations
 on ``--cost-intervals`` geometric intervals of the noise range; Algorithm 1's equal-cost
@@ -19,7 +20,7 @@ VELOCITIES = ("sigma", "one")
 TRACES = ("exact", "hutchinson")
 
 NAME = "score-work"
-HELP = "P4: path energy of the score transport cost (corrector or predictor), 1 = equal cost"
+HELP = "Williams et al.: path energy of the score transport cost (corrector, predictor); 1 = equal"
 OPTIONS = (
     "cost",
     "cost_dataset",
@@ -53,7 +54,10 @@ def add_arguments(group) -> None:
         "oracle of a data set with a known density",
     )
     group.add_argument(
-        "--cost-velocity", default="sigma", choices=VELOCITIES, help="v(s): sigma (P4) or one"
+        "--cost-velocity",
+        default="sigma",
+        choices=VELOCITIES,
+        help="v(s): sigma (the paper's) or one",
     )
     group.add_argument(
         "--cost-trace",
