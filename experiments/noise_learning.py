@@ -92,11 +92,11 @@ SMOKE = {
 
 def constant_rate_schedule(dataset, smoke: bool):
     """Okada et al.'s constant-rate schedule of the digits data's Fréchet speed."""
-    from schedopt.constant_rate import Frechet, tabulate_speed
+    from schedopt.constant_rate import SampleFrechet, tabulate_speed
 
     bank = 64 if smoke else 500
     speed = tabulate_speed(
-        Frechet.from_data(dataset.train, num_samples=bank), num_points=9 if smoke else 65
+        SampleFrechet.from_data(dataset.train, num_samples=bank), num_points=9 if smoke else 65
     )
     return speed.schedule(1.0)
 
