@@ -269,6 +269,27 @@ def table(summary, seconds: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def per_model_table(rows) -> str:
+    """Markdown: each trained model's FD over the held-out sampling seeds (mean and 95%
+    interval), and its ratio to the ``edm`` model of the same training seed paired by
+    sampling seed: the sampling noise alone, not the training seed's."""
+    lines = ["| solver | NFE | arm | training seed | FD | ratio to edm, paired |", "|---|" * 6]
+    lines[1] = "|---|---|---|---|---|---|"
+    edm = {(r["solver"], r["nfe"], r["train_seed"]): r for r in rows if r["arm"] == "edm"}
+    for r in sorted(rows, key=lambda r: (r["nfe"], r["solver"], ARMS.index(r["arm"]))):
+        ref = edm.get((r["solver"], r["nfe"], r["train_seed"]))
+        ratio = "–"
+        if ref is not None and r["arm"] != "edm":
+            ratio = _fmt(
+                mean_interval(np.asarray(r["fd_seeds"]) / np.asarray(ref["fd_seeds"]))
+            )  # fmt: skip
+        lines.append(
+            f"| {r['solver']} | {r['nfe']} | {r['arm']} | {r['train_seed']} | "
+            f"{_fmt(mean_interval(r['fd_seeds']))} ({r['schedule']}) | {ratio} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def write_summary(out: Path) -> dict:
     rows = read_rows([out / "rows.jsonl"])
     summary = summarize(rows)
@@ -277,7 +298,8 @@ def write_summary(out: Path) -> dict:
         if r.get("train_seconds") is not None and r["solver"] == FIXED[0]:
             seconds.setdefault(r["arm"], []).append(r["train_seconds"])
     atomic_write_json(out / "summary.json", summary)
-    atomic_write_bytes(out / "table.md", table(summary, seconds).encode())
+    text = table(summary, seconds) + "\n" + per_model_table(rows)
+    atomic_write_bytes(out / "table.md", text.encode())
     return summary
 
 
