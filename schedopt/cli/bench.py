@@ -449,7 +449,7 @@ def run(args) -> int:
     if "noise_learning_step" in sections:
         from ._train_bench import noise_learning_step
 
-        record["noise_learning_step"] = noise_learning_step(timed, quick, repeats)
+        record["noise_learning_step"] = noise_learning_step(quick, repeats)
     text = json.dumps(record, indent=2)
     if args.output:
         from ..io import atomic_write_bytes
