@@ -162,3 +162,28 @@ def test_orbax_closed_event_loop_noise_is_dropped_and_nothing_else(capsys):
     finally:
         hook.previous = previous
     assert [str(u.exc_value) for u in seen] == ["something else"]
+
+
+def test_resume_reads_the_steps_an_older_checkpoint_recorded_as_nfe(tmp_path, monkeypatch):
+    # checkpoints written before --num-steps recorded the steps under "nfe"
+    import types
+
+    from schedopt.cli import build_parser, explicit_options
+    from schedopt.cli import optimize as cli_optimize
+    from schedopt.io import checkpoint
+
+    def parse(*argv):
+        parser = build_parser("optimize", ["optimize", *argv])
+        args = parser.parse_args(["optimize", *argv])
+        args.given = explicit_options(parser.subcommands["optimize"], list(argv), args)
+        return args
+
+    old = cli_optimize.shaping_options(parse("--eigenvalues", "0.3,1,2", "--num-steps", "4"))
+    old["nfe"] = old.pop("num_steps")
+    info = types.SimpleNamespace(
+        step=3, settings={"options": old}, info={"num_iterations": 10}, every=100
+    )
+    monkeypatch.setattr(checkpoint, "checkpoint_info", lambda path: info)
+    args = parse("--resume")
+    assert cli_optimize.adopt_checkpoint_settings(args, tmp_path) is info
+    assert args.num_steps == 4 and args.eigenvalues == "0.3,1,2"
