@@ -20,7 +20,7 @@ def _run(tmp_path, *extra):
             "300",
             "--speed-points",
             "33",
-            "--nfe",
+            "--num-steps",
             "5",
             "--iterations",
             "30",

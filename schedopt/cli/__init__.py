@@ -14,7 +14,9 @@ before anything is imported or computed). Errors are one line on stderr,
 options, files that cannot be used, inputs the working precision cannot handle) and 1
 when the run failed (an operating-system error, a run directory in use by another
 process, a diverging optimisation or training). ``args.given`` holds the destinations
-of the options given on the command line (not defaulted).
+of the options given on the command line (not defaulted). A deprecated spelling of an
+option (``--nfe`` for ``--num-steps`` where it counted steps, ``--sampler`` for
+``--solver``) is accepted with the same value and a one-line warning on stderr.
 
 Every subcommand takes ``--no-compile-cache``: compiled programs are otherwise kept on disk
 between runs (:mod:`schedopt.cli._cache`; ``SCHEDOPT_COMPILE_CACHE`` moves or disables it).
@@ -123,7 +125,10 @@ def explicit_options(parser: argparse.ArgumentParser, argv: list[str], parsed) -
     are not in it): ``argv`` parsed again into a namespace pre-filled with a sentinel."""
     namespace = argparse.Namespace(**dict.fromkeys(vars(parsed), _UNSET))
     parser.parse_args(argv, namespace=namespace)
-    return frozenset(k for k, v in vars(namespace).items() if v is not _UNSET)
+    from ._common import DEPRECATED
+
+    given = (k for k, v in vars(namespace).items() if v is not _UNSET and k != DEPRECATED)
+    return frozenset(given)
 
 
 @contextlib.contextmanager
@@ -219,6 +224,10 @@ def _run(argv: list[str]) -> int:
     rest = argv[argv.index(args.command) + 1 :]
     args.given = explicit_options(parser.subcommands[args.command], rest, args)
     prefix = f"schedopt {args.command}: error:"
+    from ._common import DEPRECATED
+
+    for message in getattr(args, DEPRECATED, ()):
+        print(f"schedopt {args.command}: warning: {message}", file=sys.stderr)
     with _warnings_as_lines(args.command):
         try:
             return int(args.func(args) or 0)

@@ -2,7 +2,7 @@
 
 Every option is checked when the command line is parsed, before anything is computed or
 written: the ``argparse`` types below refuse a value with a message naming the option
-and the value (``argument --nfe: must be an integer from 1 to 10000, got '0'``).
+and the value (``argument --num-steps: must be an integer from 1 to 10000, got '0'``).
 Floating-point options are checked against the working precision (float32 unless
 ``--x64``), so that a value the computation would turn into ``inf`` or 0 is refused.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from ..gaussian.spectrum import Spectrum
 
-#: Largest number of sampling steps a command accepts (``--nfe``, ``--num-steps``, ...).
+#: Largest number of sampling steps a command accepts (``--num-steps``, ``--reference-steps``, ...).
 MAX_STEPS = 10_000
 #: Largest number of optimiser iterations / training steps.
 MAX_ITERATIONS = 10_000_000
@@ -26,7 +26,7 @@ MAX_ITERATIONS = 10_000_000
 MAX_SAMPLES = 10_000_000
 #: Largest spectrum dimension (``power-law:DIM``).
 MAX_DIM = 10_000_000
-#: Largest ``--nfe`` x spectrum dimension of a Gaussian KL (its arrays hold this many
+#: Largest ``--num-steps`` x spectrum dimension of a Gaussian KL (its arrays hold this many
 #: entries per step map; about 2 GB of float32 for value and gradient).
 MAX_KL_ENTRIES = 50_000_000
 #: Seeds are 32-bit: ``jax.random.key`` keeps the low 32 bits of larger ones.
@@ -66,6 +66,71 @@ def int_range(lo: int, hi: int):
 
     parse.__name__ = "integer"
     return parse
+
+
+#: Attribute of the parsed arguments listing the deprecated spellings used (each warned).
+DEPRECATED = "deprecated_spellings"
+
+#: The help sentence on sampler steps and evaluations, shared by every command.
+STEPS_HELP = (
+    "--num-steps counts sampler steps N; NFE counts denoiser evaluations, which depend on "
+    "the solver (Euler: N, Heun: 2N - 1 with --final zero)"
+)
+
+
+def add_steps_option(parser, *, default, help: str, alias: bool = True) -> None:
+    """Add ``--num-steps`` (sampler steps, destination ``num_steps``) and, with ``alias``,
+    ``--nfe`` as its deprecated spelling: the same number of *steps*, with a warning to
+    write ``--num-steps`` (an old command line keeps its meaning; nothing is converted).
+    The two are mutually exclusive."""
+    group = parser.add_mutually_exclusive_group()
+    kind = int_range(1, MAX_STEPS)
+    group.add_argument(
+        "--num-steps", dest="num_steps", type=kind, default=default, metavar="N", help=help
+    )
+    if alias:
+        group.add_argument(
+            "--nfe",
+            dest="num_steps",
+            type=kind,
+            default=argparse.SUPPRESS,
+            metavar="N",
+            action=_deprecated_action(
+                "--nfe",
+                "--num-steps",
+                "here it has always counted sampler steps, not "
+                "evaluations; the number is used unchanged",
+            ),
+            help="deprecated spelling of --num-steps (the same number of steps)",
+        )
+
+
+def add_deprecated_alias(group, old: str, new: str, dest: str, **kwargs) -> None:
+    """Add ``old`` as a deprecated spelling of the option ``new`` (same ``dest``, ``type``
+    and ``choices`` as given in ``kwargs``): its value is stored as given, and the
+    command warns on stderr to write ``new``."""
+    group.add_argument(
+        old,
+        dest=dest,
+        default=argparse.SUPPRESS,
+        action=_deprecated_action(old, new, "the same option"),
+        help=f"deprecated spelling of {new}",
+        **kwargs,
+    )
+
+
+def _deprecated_action(old: str, new: str, why: str) -> type[argparse.Action]:
+    message = f"{old} is deprecated: write {new} ({why})"
+
+    class Deprecated(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            setattr(namespace, self.dest, values)
+            used = getattr(namespace, DEPRECATED, None)
+            used = used if isinstance(used, tuple) else ()
+            if message not in used:
+                setattr(namespace, DEPRECATED, (*used, message))
+
+    return Deprecated
 
 
 def float_range(

@@ -15,7 +15,15 @@ from ..models import GaussianMixtureDenoiser
 from ..models.nnx_adapter import load_denoiser
 from ..sampling import ODE_SOLVERS, EulerMaruyama, ODESampler
 from ..schedules import EDM, LogSNRLinear
-from ._common import MAX_SEED, MAX_STEPS, float_range, int_range, network_dir, noise_level
+from ._common import (
+    MAX_SEED,
+    MAX_STEPS,
+    add_deprecated_alias,
+    float_range,
+    int_range,
+    network_dir,
+    noise_level,
+)
 
 DATASETS = {"ring": ring, "grid": grid_mixture}
 
@@ -30,7 +38,8 @@ def register(subparsers) -> None:
         "exact one (or a network trained with `schedopt train --dataset ring|grid`, given by "
         "--denoiser) plus a controlled error of size --score-error; the schedule is Song's, "
         "EDM's or any schedule card (--card). Example: schedopt analyze --schedule song "
-        "--sampler euler --num-steps 20 --score-error 0.05 --json",
+        "--solver euler --num-steps 20 --score-error 0.05 --json. --num-steps counts sampler "
+        "steps (the JSON also records the NFE); --sampler is a deprecated spelling of --solver.",
     )
     p.add_argument("--dataset", default="ring", choices=sorted(DATASETS))
     p.add_argument(
@@ -56,8 +65,16 @@ def register(subparsers) -> None:
     )
     p.add_argument("--sigma-min", type=noise_level, default=0.002, help="(without --card)")
     p.add_argument("--sigma-max", type=noise_level, default=80.0, help="(without --card)")
-    p.add_argument("--sampler", default="euler", choices=(*ODE_SOLVERS, "euler-maruyama"))
-    p.add_argument("--num-steps", type=int_range(1, MAX_STEPS), default=20)
+    solvers = (*ODE_SOLVERS, "euler-maruyama")
+    solver = p.add_mutually_exclusive_group()
+    solver.add_argument("--solver", default="euler", choices=solvers, help="(default euler)")
+    add_deprecated_alias(solver, "--sampler", "--solver", "solver", choices=solvers)
+    p.add_argument(
+        "--num-steps",
+        type=int_range(1, MAX_STEPS),
+        default=20,
+        help="sampler steps N (default 20; its NFE depends on --solver)",
+    )
     p.add_argument(
         "--score-error",
         type=float_range(0, 1e6),
@@ -123,10 +140,10 @@ def run(args) -> int:
         schedule = EDM(rho=args.rho, sigma_min=args.sigma_min, sigma_max=args.sigma_max)
     else:
         schedule = LogSNRLinear(sigma_min=args.sigma_min, sigma_max=args.sigma_max)
-    if args.sampler == "euler-maruyama":
+    if args.solver == "euler-maruyama":
         sampler = EulerMaruyama(args.num_steps, process="ve")
     else:
-        sampler = ODESampler(args.num_steps, args.sampler)
+        sampler = ODESampler(args.num_steps, args.solver)
     mixture = DATASETS[args.dataset]()
     key_err, key_run = jax.random.split(jax.random.key(args.seed))
     base = (
@@ -156,7 +173,7 @@ def run(args) -> int:
         "schedule": args.schedule if args.card is None else f"card:{args.card}",
         "denoiser": "exact" if args.denoiser is None else args.denoiser,
         "rho": args.rho if args.schedule == "edm" else None,
-        "sampler": args.sampler,
+        "solver": args.solver,
         "num_steps": args.num_steps,
         "score_error": args.score_error,
         "profile": args.profile,

@@ -1,4 +1,7 @@
-"""``schedopt baseline NAME --nfe N``: the sigma list of a fixed schedule family.
+"""``schedopt baseline NAME --num-steps N``: the sigma list of a fixed schedule family.
+
+``--num-steps N`` gives ``N + 1`` noise levels (sampler steps, whatever the solver's NFE);
+``--nfe`` is its deprecated spelling (the same number, with a warning).
 
 ``--range LO,HI`` puts the family on the noise range ``[LO, HI]``: a family with a free
 range (``edm``, ``logsnr-linear``, ...) is built there by its own definition (as
@@ -20,7 +23,8 @@ import numpy as np
 from ..schedules import FAMILIES, RangedSchedule, grid, make_schedule
 from ..schedules.base import FINALS
 from ._common import (
-    MAX_STEPS,
+    STEPS_HELP,
+    add_steps_option,
     family_parameters,
     float_range,
     int_range,
@@ -53,10 +57,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "baseline",
         help="sigma list of a fixed schedule family",
-        description="Example: schedopt baseline edm --nfe 10 --rho 7 --json",
+        description="Example: schedopt baseline edm --num-steps 10 --rho 7 --json. "
+        + STEPS_HELP
+        + "; --nfe is a deprecated spelling of --num-steps (the same number).",
     )
     p.add_argument("name", choices=NAMES, metavar="NAME", help=f"one of {', '.join(NAMES)}")
-    p.add_argument("--nfe", type=int_range(1, MAX_STEPS), required=True, help="number of steps N")
+    add_steps_option(p, default=None, help="number of sampler steps N (required)")
     p.add_argument("--final", default="zero", choices=FINALS)
     for option, (text, kind) in _OPTIONS.items():
         p.add_argument(
@@ -75,6 +81,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.num_steps is None:
+        raise ValueError("--num-steps is required: the number of sampler steps N")
     params = {opt: getattr(args, opt) for opt in _OPTIONS if getattr(args, opt) is not None}
     takes = family_parameters(args.name)
     extra = sorted(set(params) - takes)
@@ -104,18 +112,18 @@ def run(args) -> int:
         lo, hi = args.range
         # Bounds a factor e beyond the range: the range is represented exactly (to rounding).
         schedule = RangedSchedule.from_schedule(schedule, (lo / np.e, hi * np.e), (lo, hi))
-    sigmas = np.asarray(grid(schedule, args.nfe, args.final), dtype=np.float64)
+    sigmas = np.asarray(grid(schedule, args.num_steps, args.final), dtype=np.float64)
     positive = sigmas[:-1] if args.final == "zero" else sigmas
     if not np.all(np.isfinite(sigmas)) or np.any(positive <= 0) or np.any(np.diff(sigmas) >= 0):
         raise ValueError(
-            f"{args.name!r} with {params or 'its defaults'} at --nfe {args.nfe} gives noise "
-            f"levels that are not finite, positive and strictly decreasing in "
+            f"{args.name!r} with {params or 'its defaults'} at --num-steps {args.num_steps} "
+            f"gives noise levels that are not finite, positive and strictly decreasing in "
             f"{working_dtype().name} ({sigmas[:4].tolist()}...); use a narrower noise range "
             "or --x64"
         )
     record = {
         "name": args.name,
-        "nfe": args.nfe,
+        "num_steps": args.num_steps,
         "final": args.final,
         "params": params,
         "range": None if args.range is None else list(args.range),

@@ -434,7 +434,7 @@ def run(args) -> int:
     if "sharding" in sections:
         record["sharding"] = sharding(quick, repeats)
     if "default_job" in sections:
-        extra = ("--iterations", "20", "--nfe", "4") if quick else ()
+        extra = ("--iterations", "20", "--num-steps", "4") if quick else ()
         record["default_job"] = default_job(1 if quick else min(repeats, 3), extra)
     if "kl_speed" in sections or "kl_accuracy" in sections:
         from . import _kl_bench

@@ -1,6 +1,7 @@
 """``schedopt evaluate``: sample-quality metrics of a trained model or of saved samples.
 
-    schedopt evaluate --model runs/digits                 # sample at 50 NFE (Heun), score
+    schedopt evaluate --model runs/digits                 # sample at <= 50 NFE (Heun), score
+    schedopt evaluate --model runs/digits --num-steps 10  # 10 Heun steps (19 NFE)
     schedopt evaluate --samples x.npy --dataset ring      # score saved samples
     schedopt evaluate --model runs/digits --card runs/fit # a card on 5 held-out seeds
 
@@ -14,6 +15,13 @@ stderr.
 card records, on ``--seeds`` seeds (default 5) from ``HELD_OUT_SEED`` = 10000 on (never a
 seed the fit used: the card's own seed is refused), and reports each metric's mean with
 its 95% t-interval over seeds (:func:`schedopt.metrics.mean_interval`).
+
+Steps and NFE: ``--num-steps N`` samples with ``N`` steps of ``--solver``; ``--nfe B``
+(default 50) with the most steps whose denoiser evaluations do not exceed ``B``
+(:func:`schedopt.sampling.sampler_for_nfe`: Heun makes ``2N - 1`` evaluations in ``N``
+steps, so ``--nfe 50`` gives 25 steps, 49 NFE; a budget given that the solver cannot
+meet exactly is rounded down with a warning). The JSON records both ``num_steps`` and
+``nfe``. ``--sampler`` is a deprecated spelling of ``--solver``.
 """
 
 from __future__ import annotations
@@ -29,7 +37,14 @@ import jax
 import numpy as np
 
 from .._checks import check_positive_int
-from ._common import MAX_SEED, MAX_STEPS, int_range, load_npy, network_dir
+from ._common import (
+    MAX_SEED,
+    MAX_STEPS,
+    add_deprecated_alias,
+    int_range,
+    load_npy,
+    network_dir,
+)
 from ._rundir import check_output_file
 
 DEFAULT_NFE = 50
@@ -107,23 +122,25 @@ def sample_denoiser(
 
 def card_sampling(args):
     """``(card, schedule, sampler)`` from ``--card``: the card, its schedule, and its solver
-    at the number of steps and grid end it was fitted for (``--sampler`` only when it
+    at the number of steps and grid end it was fitted for (``--solver`` only when it
     records none)."""
     from ..io import card_schedule, load_source
     from ..sampling import make_sampler
 
-    fixed = [f"--{d}" for d in ("nfe", "schedule") if d in args.given]
+    fixed = [
+        f"--{d.replace('_', '-')}" for d in ("nfe", "num_steps", "schedule") if d in args.given
+    ]
     card = load_source(args.card)
     recorded = card.get("solver")
-    if recorded is not None and "sampler" in args.given:
-        fixed.append("--sampler")
+    if recorded is not None and "solver" in args.given:
+        fixed.append("--solver")
     if fixed:
         raise ValueError(
             f"{', '.join(fixed)} cannot be given with --card: the card fixes the schedule, the "
             "solver and the number of steps it was fitted for"
         )
     if recorded is None:
-        recorded = args.sampler
+        recorded = args.solver
     options = dict(recorded) if isinstance(recorded, dict) else {"name": recorded}
     name = options.pop("name")
     at = card["optimized_at"]
@@ -132,6 +149,33 @@ def card_sampling(args):
     except (TypeError, ValueError) as e:
         raise ValueError(f"--card {args.card!r} records solver {recorded!r}: {e}") from None
     return card, card_schedule(card), sampler
+
+
+def model_sampler(args):
+    """The sampler of ``--model`` without ``--card``: ``--solver`` at ``--num-steps`` steps,
+    or at the most steps whose NFE does not exceed ``--nfe`` (a budget given that the
+    solver cannot meet exactly is rounded down, with a warning naming what it gives)."""
+    from ..sampling import make_sampler, sampler_for_nfe
+
+    if {"nfe", "num_steps"} <= set(args.given):
+        raise ValueError(
+            f"give --num-steps (sampler steps; got {args.num_steps}) or --nfe (denoiser "
+            f"evaluations; got {args.nfe}), not both"
+        )
+    if args.num_steps is not None:
+        return make_sampler(args.solver, args.num_steps)
+    try:
+        sampler = sampler_for_nfe(args.solver, args.nfe)
+    except ValueError as e:
+        raise ValueError(f"--nfe {args.nfe} with --solver {args.solver}: {e}") from None
+    if sampler.nfe != args.nfe and "nfe" in args.given:
+        warnings.warn(
+            f"--nfe {args.nfe}: --solver {args.solver} cannot make exactly {args.nfe} "
+            f"evaluations; sampling with {sampler.num_steps} steps ({sampler.nfe} NFE), the "
+            "most that fit (give --num-steps to choose the steps)",
+            stacklevel=1,
+        )
+    return sampler
 
 
 def card_seed(card: dict) -> int | None:
@@ -187,14 +231,24 @@ def register(subparsers) -> None:
         "--nfe",
         type=int_range(1, MAX_STEPS),
         default=DEFAULT_NFE,
-        help="denoiser evaluations per sample (with --model)",
+        help=f"denoiser evaluations per sample (with --model; default {DEFAULT_NFE}): the "
+        "most steps of --solver whose evaluations fit, rounded down (Heun: 2N - 1 in N steps)",
     )
     p.add_argument(
-        "--sampler",
+        "--num-steps",
+        type=int_range(1, MAX_STEPS),
+        default=None,
+        metavar="N",
+        help="sampler steps instead of --nfe (with --model)",
+    )
+    solver = p.add_mutually_exclusive_group()
+    solver.add_argument(
+        "--solver",
         default="heun",
         choices=SAMPLERS,
         help="any sampler name, e.g. heun, dpmpp-2m, unipc (with --model; default heun)",
     )
+    add_deprecated_alias(solver, "--sampler", "--solver", "solver", choices=SAMPLERS)
     p.add_argument(
         "--schedule",
         default="edm",
@@ -206,7 +260,7 @@ def register(subparsers) -> None:
 
 
 #: Options that apply to sampling a --model only.
-MODEL_ONLY = ("num_samples", "nfe", "sampler", "schedule", "card", "seeds")
+MODEL_ONLY = ("num_samples", "nfe", "num_steps", "solver", "schedule", "card", "seeds")
 
 
 def run(args) -> int:
@@ -231,6 +285,7 @@ def run(args) -> int:
             card, schedule, solver = card_sampling(args)
         else:
             schedule = parse_schedule(args.schedule)
+            solver = model_sampler(args)
     else:
         samples = load_npy("--samples", args.samples)
         if samples.ndim < 2 or samples.shape[0] < 2 or not np.issubdtype(samples.dtype, np.number):
@@ -272,8 +327,6 @@ def run(args) -> int:
                 dataset.event_shape,
                 args.num_samples,
                 key=key,
-                nfe=args.nfe,
-                sampler=args.sampler,
                 schedule=schedule,
                 solver=solver,
             )

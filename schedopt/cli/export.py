@@ -15,7 +15,7 @@ from ..io.export import (
     resolve_model,
 )
 from ..schedules.processes import PROCESSES
-from ._common import MAX_STEPS, int_range, parse_floats
+from ._common import STEPS_HELP, add_steps_option, parse_floats
 
 #: Printed values: the first and last few of a long list.
 _SHOWN = 8
@@ -26,22 +26,20 @@ def register(subparsers) -> None:
         "export",
         help="export a learned schedule for diffusers, k-diffusion, ComfyUI or NumPy",
         description="Regrid the schedule of RUN_DIR (a run directory with schedule.json, a "
-        "schedule card, a sigma file or an orbax schedule checkpoint) to --nfe steps and "
-        "write it in --format. Example: schedopt export runs/default --format diffusers "
-        "--nfe 20 --model scaled-linear",
+        "schedule card, a sigma file or an orbax schedule checkpoint) to --num-steps steps "
+        "and write it in --format. Example: schedopt export runs/default --format diffusers "
+        "--num-steps 20 --model scaled-linear. " + STEPS_HELP + ".",
     )
     p.add_argument(
         "run_dir", metavar="RUN_DIR", help="run directory, card file, sigma file or checkpoint"
     )
     p.add_argument("--format", required=True, choices=FORMATS)
-    p.add_argument(
-        "--nfe",
-        "--num-steps",
-        dest="num_steps",
-        type=int_range(1, MAX_STEPS),
+    add_steps_option(
+        p,
         default=None,
-        help="number of sampling steps N (the sigma list has N + 1 entries, ending in 0); "
-        "default: the NFE the card was made for",
+        help="number of sampler steps N (the sigma list has N + 1 entries, ending in 0); "
+        "default: the steps the card was made for; --nfe is a deprecated spelling (the same "
+        "number of steps)",
     )
     model = p.add_mutually_exclusive_group()
     model.add_argument(

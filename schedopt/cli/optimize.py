@@ -1,6 +1,6 @@
 """``schedopt optimize``: fit a learnable schedule to an objective (the main job).
 
-With no arguments: the digits spectrum, 10 NFE, Euler, Gaussian KL; writes
+With no arguments: the digits spectrum, 10 Euler steps (10 NFE), Gaussian KL; writes
 ``RUN_DIR/schedule.json`` (a schedule card), ``RUN_DIR/schedule.png`` and
 ``RUN_DIR/log.jsonl``, and prints the objective of the learned schedule against the
 baselines.
@@ -41,6 +41,8 @@ from ._common import (
     MAX_ITERATIONS,
     MAX_SEED,
     MAX_STEPS,
+    STEPS_HELP,
+    add_steps_option,
     family_parameters,
     float_range,
     int_range,
@@ -112,7 +114,7 @@ def objective_in(argv) -> str | None:
 
     >>> objective_in(["optimize", "--objective", "mmd", "--objective=mypkg.energy"])
     'mypkg.energy'
-    >>> objective_in(["optimize", "--nfe", "4"]) is None
+    >>> objective_in(["optimize", "--num-steps", "4"]) is None
     True
     """
     value = None
@@ -155,7 +157,7 @@ def register(subparsers, argv=()) -> None:
 
     p = subparsers.add_parser(
         "optimize",
-        help="learn a schedule (default: digits spectrum, 10 NFE, Euler, Gaussian KL)",
+        help="learn a schedule (default: digits spectrum, 10 Euler steps, Gaussian KL)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -171,11 +173,10 @@ def register(subparsers, argv=()) -> None:
             + ["or a plug-in module, package.module or package.module:attribute"]
         ),
     )
-    p.add_argument(
-        "--nfe",
-        type=int_range(1, MAX_STEPS),
+    add_steps_option(
+        p,
         default=10,
-        help=f"number of sampling steps N (default 10, at most {MAX_STEPS})",
+        help=f"number of sampler steps N (default 10, at most {MAX_STEPS}); {STEPS_HELP}",
     )
     p.add_argument("--solver", default="euler", help="sampler of the objective (default euler)")
     p.add_argument(
@@ -301,7 +302,8 @@ def applicable_options(args) -> set[str]:
     plug-in's, and the solver options the chosen solver has (``--num-knots`` for the knot
     families, ``--init-from`` for the learnable ones)."""
     plugin = plugin_of(args)
-    dests = {"objective", "nfe", "final", "family", "sigma_min", "sigma_max", "lr", "seed", "x64"}
+    dests = {"objective", "num_steps", "final", "family", "sigma_min", "sigma_max", "lr", "seed"}
+    dests.add("x64")
     if args.family in LEARNABLE:
         dests |= {"init_from", "init_card"}
         if args.family != "monotone-mlp":
@@ -452,6 +454,8 @@ def adopt_checkpoint_settings(args, checkpoint_dir: Path):
             f"{where} records no command-line settings (written by an older schedopt or "
             "through the API), so this run cannot be checked against it; use another --out"
         )
+    # Checkpoints before the one vocabulary recorded the steps as ``nfe``.
+    stored = {("num_steps" if d == "nfe" else d): v for d, v in stored.items()}
     for dest, value in stored.items():
         if dest not in args.given and dest != "x64" and hasattr(args, dest):
             setattr(args, dest, value)
@@ -524,8 +528,8 @@ def prepare_report(objective, references: dict, start, key, args, process: str =
     from ..io.card import prepare_card
     from ..plot import schedule_curves
 
-    schedule_curves({"learned": start, **references}, args.nfe, args.final)
-    prepare_card(start, num_steps=args.nfe, final=args.final, process=process)
+    schedule_curves({"learned": start, **references}, args.num_steps, args.final)
+    prepare_card(start, num_steps=args.num_steps, final=args.final, process=process)
     return values
 
 
@@ -618,7 +622,7 @@ def run(args) -> int:
             row.append(row[2] / result.final_loss if result.final_loss > 0 else float("nan"))
         card = make_card(
             result.schedule,
-            num_steps=args.nfe,
+            num_steps=args.num_steps,
             final=args.final,
             process=setup.process,
             solver=solver_record(args),
@@ -641,13 +645,13 @@ def run(args) -> int:
         plot_schedules(
             run_dir.staged("schedule.png"),
             {"learned": result.schedule, **setup.references},
-            args.nfe,
+            args.num_steps,
             final=args.final,
             highlight="learned",
-            title=f"{objective.name}, {args.nfe} steps, {sampler}",
+            title=f"{objective.name}, {args.num_steps} steps, {sampler}",
         )
         run_dir.commit(["log.jsonl", "schedule.png", "schedule.json"])
-    print(f"\n{objective.name} at {args.nfe} steps ({sampler}), lower is better:")
+    print(f"\n{objective.name} at {args.num_steps} steps ({sampler}), lower is better:")
     print(format_table(["schedule", "description", objective.name, "x learned"], rows))
     print(f"\nwrote {out / 'schedule.json'}, {out / 'schedule.png'}, {out / 'log.jsonl'}")
     print(f"({result.num_iterations} iterations in {result.seconds:.1f} s)")
@@ -660,10 +664,10 @@ def check_start_value(value, objective, args) -> float:
     if not math.isfinite(value):
         raise ValueError(
             f"{objective.name} is {value} at the schedule the run starts from "
-            f"(--family {args.family}, --nfe {args.nfe}, noise levels {args.sigma_min:g} to "
-            f"{args.sigma_max:g}) in {working_dtype().name}: the inputs are beyond its "
-            "precision (e.g. eigenvalues far below the squared noise levels); pass --x64, or "
-            "change --nfe, --sigma-min or --sigma-max"
+            f"(--family {args.family}, --num-steps {args.num_steps}, noise levels "
+            f"{args.sigma_min:g} to {args.sigma_max:g}) in {working_dtype().name}: the inputs "
+            "are beyond its precision (e.g. eigenvalues far below the squared noise levels); "
+            "pass --x64, or change --num-steps, --sigma-min or --sigma-max"
         )
     return value
 

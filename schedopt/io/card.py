@@ -141,6 +141,30 @@ def _check_jsonable(name: str, value: Any) -> Any:
     return value
 
 
+def card_nfe(solver: str | dict | None, num_steps: int, final: str = "zero") -> int | None:
+    """Denoiser evaluations of ``num_steps`` steps of a card's ``solver`` record (a sampler
+    name, or a dict of its ``name`` and options): the ``nfe`` of
+    :func:`schedopt.sampling.make_sampler`, the one count that
+    :func:`~schedopt.sampling.sampler_for_nfe` inverts. None without a solver, or for one
+    the samplers do not know.
+
+    >>> card_nfe("heun", 5), card_nfe({"name": "euler"}, 5), card_nfe(None, 5)
+    (9, 5, None)
+    """
+    if solver is None:
+        return None
+    options = dict(solver) if isinstance(solver, dict) else {"name": solver}
+    name = options.pop("name", None)
+    from ..sampling import SAMPLERS, make_sampler  # diffrax, only for a card with a solver
+
+    if name not in SAMPLERS:
+        return None
+    try:
+        return int(make_sampler(name, num_steps, final=final, **options).nfe)
+    except (TypeError, ValueError):
+        return None
+
+
 def make_card(
     schedule: AbstractSchedule,
     *,
@@ -154,6 +178,10 @@ def make_card(
     settings: dict | None = None,
 ) -> dict:
     """A schedule card (a JSON-able dict) for ``schedule`` at ``num_steps`` sampling steps.
+
+    ``optimized_at`` records ``num_steps`` (sampler steps), ``final`` and ``nfe``, the
+    denoiser evaluations of ``solver`` at those steps (:func:`card_nfe`; None without a
+    solver). Cards written before ``nfe`` was recorded read as they are.
 
     ``process`` (``"vp" | "ve" | "flow"``) is the model's process, used for the ``alpha``
     and ``sigma`` columns; ``objective`` is ``objective.describe()``; ``fingerprint``
@@ -184,7 +212,11 @@ def make_card(
         "schedule": schedule_to_config(schedule),
         "process": process,
         "endpoints": _endpoints(schedule),
-        "optimized_at": {"num_steps": grid["num_steps"], "final": final},
+        "optimized_at": {
+            "num_steps": grid["num_steps"],
+            "nfe": card_nfe(solver, grid["num_steps"], final),
+            "final": final,
+        },
         "grid": grid,
         "objective": _check_jsonable("objective", objective),
         "objective_value": objective_value,
@@ -396,7 +428,7 @@ def regrid_card(card: dict, num_steps: int, final: str = "zero") -> dict:
     """A copy of ``card`` whose grid has ``num_steps`` steps, recomputed from the schedule.
 
     Everything else (objective, its value, ``optimized_at``) is kept: the objective value
-    still refers to the NFE in ``card["optimized_at"]``.
+    still refers to the steps (and NFE) in ``card["optimized_at"]``.
 
     >>> from schedopt.schedules import EDM
     >>> card = make_card(EDM(), num_steps=10)

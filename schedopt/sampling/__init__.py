@@ -74,11 +74,19 @@ def registry_name(sampler: AbstractSampler) -> str:
     return solver_name(sampler.solver) if isinstance(sampler, ODESampler) else sampler.name
 
 
-def sampler_for_nfe(name: str, nfe: int, **options) -> AbstractSampler:
+def sampler_for_nfe(name: str, nfe: int, *, exact: bool = False, **options) -> AbstractSampler:
     """The sampler ``name`` with the most steps whose NFE does not exceed ``nfe``.
+
+    The one conversion from an evaluation budget to sampler steps (Heun with
+    ``final="zero"`` makes ``2N - 1`` evaluations in ``N`` steps). With ``exact`` a budget
+    the sampler cannot meet exactly is refused, naming the nearest budgets it meets.
 
     >>> sampler_for_nfe("heun", 10).num_steps  # 2 * 5 - 1 = 9 <= 10
     5
+    >>> sampler_for_nfe("heun", 10, exact=True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the 'heun' sampler cannot make exactly nfe=10 evaluations: ... 11 (6 steps)
     """
     budget = check_positive_int("nfe", nfe)
     if make_sampler(name, 1, **options).nfe > budget:
@@ -90,7 +98,14 @@ def sampler_for_nfe(name: str, nfe: int, **options) -> AbstractSampler:
             lo = mid
         else:
             hi = mid - 1
-    return make_sampler(name, lo, **options)
+    sampler = make_sampler(name, lo, **options)
+    if exact and sampler.nfe != budget:
+        above = make_sampler(name, lo + 1, **options).nfe
+        raise ValueError(
+            f"the {name!r} sampler cannot make exactly nfe={nfe} evaluations: the nearest "
+            f"are {sampler.nfe} ({lo} steps) and {above} ({lo + 1} steps)"
+        )
+    return sampler
 
 
 __all__ = [

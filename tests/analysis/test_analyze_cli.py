@@ -13,7 +13,7 @@ def test_analyze_prints_the_three_terms(capsys):
             "analyze",
             "--schedule",
             "song",
-            "--sampler",
+            "--solver",
             "euler",
             "--num-steps",
             "6",
@@ -30,7 +30,7 @@ def test_analyze_prints_the_three_terms(capsys):
     record = json.loads(capsys.readouterr().out)
     assert record["score"] > 0 and record["discretisation"] > 0 and record["initialisation"] > 0
     assert record["total"] <= record["sum_of_terms"] + 1e-6
-    assert record["nfe"] == 6
+    assert record["nfe"] == 6 and record["num_steps"] == 6 and record["solver"] == "euler"
 
 
 @pytest.mark.slow
@@ -40,7 +40,7 @@ def test_analyze_exact_score_stochastic_text_output(capsys):
             "analyze",
             "--rho",
             "3",
-            "--sampler",
+            "--sampler",  # the deprecated spelling of --solver
             "euler-maruyama",
             "--num-steps",
             "8",
@@ -51,8 +51,9 @@ def test_analyze_exact_score_stochastic_text_output(capsys):
         ]
     )
     assert code == 0
-    out = capsys.readouterr().out
-    assert out.startswith("E_S = 0 ") and "E_I = " in out
+    captured = capsys.readouterr()
+    assert captured.out.startswith("E_S = 0 ") and "E_I = " in captured.out
+    assert "warning: --sampler is deprecated: write --solver" in captured.err
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ def build(args):
     ring = load_dataset("ring", seed=args.seed, num_train=1024, num_test=1)
     objective = SampleDiscrepancy(
         GaussianMixtureDenoiser.from_mixture(ring.distribution),
-        make_sampler("euler", args.nfe, final=args.final),
+        make_sampler("euler", args.num_steps, final=args.final),
         ring.train,
         energy,  # any (samples, data, key) -> scalar
         batch_size=args.energy_batch,

@@ -23,7 +23,7 @@ from schedopt.io.atomic import DirectoryLock
 from schedopt.io.card import make_card, save_card
 from schedopt.schedules import EDM
 
-FAST = ["--eigenvalues", "0.3,1,2", "--nfe", "4", "--num-knots", "6", "--no-progress"]
+FAST = ["--eigenvalues", "0.3,1,2", "--num-steps", "4", "--num-knots", "6", "--no-progress"]
 OPT = ["optimize", "--out", "{run}"]
 CR = [*OPT, "--objective", "constant-rate"]
 SW = [*OPT, "--objective", "score-work"]
@@ -36,9 +36,13 @@ CASES = [
     # ---- optimize: common options --------------------------------------------------
     ([*OPT, "--objective", "magic"], 2, "argument --objective: 'magic' is not an objective"),
     ([*OPT, "--objective", "no_such.mod"], 2, "--objective: 'no_such.mod': no module named"),
+    ([*OPT, "--num-steps", "0"], 2, "argument --num-steps: must be an integer from 1 to 10000, go"),
+    ([*OPT, "--num-steps", "10000000"], 2, "argument --num-steps: must be an integer from 1 to 10"),
+    ([*OPT, "--num-steps", "10000", "--spectrum", "power-law:100000"], 2, "entries per step map"),
+    # --nfe: the deprecated spelling of --num-steps (the same number, with a warning)
     ([*OPT, "--nfe", "0"], 2, "argument --nfe: must be an integer from 1 to 10000, got '0'"),
-    ([*OPT, "--nfe", "10000000"], 2, "argument --nfe: must be an integer from 1 to 10000"),
-    ([*OPT, "--nfe", "10000", "--spectrum", "power-law:100000"], 2, "entries per step map"),
+    ([*OPT, "--nfe", "4", "--num-steps", "4"], 2, "--num-steps: not allowed with argument --nfe"),
+    ([*OPT, "--nfe", "4", "--family", "edm", "--num-knots", "8"], 2, "warning: --nfe is deprec"),
     ([*OPT, "--solver", "magic"], 2, "--solver 'magic' is not a solver of --objective gaussian"),
     ([*OPT, "--final", "max"], 2, "argument --final: invalid choice: 'max'"),
     ([*OPT, "--family", "nope"], 2, "argument --family: invalid choice: 'nope'"),
@@ -83,11 +87,7 @@ CASES = [
     ([*OPT, "--learn-range", "--range-bounds", "0,1"], 2, "0.0 is not a positive finite noise"),
     # ---- optimize: solver options (applied where the solver has them) ---------------
     ([*OPT, "--eta", "0.5"], 2, "--eta does not apply to --solver euler with --objective"),
-    (
-        [*OPT, "--solver", "heun", "--eta", "0.5"],
-        2,
-        "(solvers that take it: ancestral, dpmpp-2m-sde)",
-    ),
+    ([*OPT, "--solver", "heun", "--eta", "0.5"], 2, "(solvers that take it: ancestral, dpmpp-2m-s"),
     ([*OPT, "--solver", "ancestral", "--eta", "2"], 2, "argument --eta: must be a number >= 0"),
     ([*OPT, "--kappa", "0.5"], 2, "--kappa does not apply to --solver euler"),
     ([*OPT, "--solver", "euler-maruyama", "--kappa", "0"], 2, "argument --kappa: must be a"),
@@ -177,29 +177,48 @@ CASES = [
     (["kl", "--sigmas", "2,0", "--eigenvalues", "1", "--init", "magic"], 2, "--init: invalid"),
     (["kl", "--sigmas", "2,0", "--eigenvalues", "1", "--direction", "up"], 2, "--direction: in"),
     # ---- baseline --------------------------------------------------------------------
-    (["baseline", "nope", "--nfe", "3"], 2, "argument NAME: invalid choice: 'nope'"),
+    (["baseline", "nope", "--num-steps", "3"], 2, "argument NAME: invalid choice: 'nope'"),
+    (["baseline", "edm"], 2, "--num-steps is required: the number of sampler steps N"),
     (["baseline", "edm", "--nfe", "0"], 2, "argument --nfe: must be an integer from 1 to"),
-    (["baseline", "edm", "--nfe", "4000000"], 2, "argument --nfe: must be an integer from 1"),
-    (["baseline", "edm", "--nfe", "3", "--final", "max"], 2, "argument --final: invalid"),
-    (["baseline", "edm", "--nfe", "3", "--range", "1,80", "--sigma-max", "9"], 2, "not both"),
-    (["baseline", "edm", "--nfe", "3", "--range", "80,1"], 2, "argument --range: must satisfy"),
-    (["baseline", "cosine", "--nfe", "3", "--rho", "3"], 2, "--rho does not apply to 'cosine'"),
     (["baseline", "edm", "--nfe", "3", "--rho", "0"], 2, "argument --rho: must be a number > 0"),
-    (["baseline", "tangent", "--nfe", "3", "--gamma", "0"], 2, "argument --gamma: must be"),
-    (["baseline", "cosine", "--nfe", "3", "--shift", "-1"], 2, "argument --shift: must be"),
-    (["baseline", "laplace", "--nfe", "3", "--mu", "1e9"], 2, "argument --mu: must be a number"),
-    (["baseline", "laplace", "--nfe", "3", "--b", "0"], 2, "argument --b: must be a number > 0"),
-    (["baseline", "vp-linear", "--nfe", "3", "--beta-min", "0"], 2, "argument --beta-min: must"),
-    (["baseline", "vp-linear", "--nfe", "3", "--beta-max", "-1"], 2, "argument --beta-max: mu"),
+    (["baseline", "edm", "--num-steps", "0"], 2, "argument --num-steps: must be an integer from 1"),
+    (["baseline", "edm", "--num-steps", "4000000"], 2, "argument --num-steps: must be an integer"),
+    (["baseline", "edm", "--num-steps", "3", "--final", "max"], 2, "argument --final: invalid"),
+    (["baseline", "edm", "--num-steps", "3", "--range", "1,80", "--sigma-max", "9"], 2, "not both"),
+    (["baseline", "edm", "--num-steps", "3", "--range", "80,1"], 2, "argument --range: must satis"),
+    (["baseline", "cosine", "--num-steps", "3", "--rho", "3"], 2, "--rho does not apply to 'cosin"),
+    (["baseline", "edm", "--num-steps", "3", "--rho", "0"], 2, "argument --rho: must be a number"),
+    (["baseline", "tangent", "--num-steps", "3", "--gamma", "0"], 2, "argument --gamma: must be"),
+    (["baseline", "cosine", "--num-steps", "3", "--shift", "-1"], 2, "argument --shift: must be"),
+    (["baseline", "laplace", "--num-steps", "3", "--mu", "1e9"], 2, "argument --mu: must be a num"),
+    (["baseline", "laplace", "--num-steps", "3", "--b", "0"], 2, "argument --b: must be a number"),
+    (["baseline", "vp-linear", "--num-steps", "3", "--beta-min", "0"], 2, "argument --beta-min: m"),
+    (["baseline", "vp-linear", "--num-steps", "3", "--beta-max", "-1"], 2, "argument --beta-max:"),
     # NaN sigmas with exit 0 before
-    (["baseline", "edm", "--nfe", "5", "--sigma-min", "1e-320"], 2, "--sigma-min: 1e-320 is out"),
-    (["baseline", "edm", "--nfe", "5", "--sigma-max", "inf"], 2, "--sigma-max: inf is not a po"),
-    (["baseline", "edm", "--nfe", "3", "--sigma-min", "9", "--sigma-max", "2"], 2, "must be bel"),
-    (["baseline", "polyexponential", "--rho", "1000", "--nfe", "1000"], 2, "not finite, positive"),
-    (["baseline", "ddpm-linear", "--nfe", "3", "--num-timesteps", "1"], 2, "--num-timesteps: m"),
-    (["baseline", "edm", "--nfe", "3", "--num-timesteps", "10"], 2, "--num-timesteps does not"),
-    (["baseline", "ddpm-linear", "--nfe", "3", "--beta-start", "2"], 2, "argument --beta-start:"),
-    (["baseline", "ddpm-linear", "--nfe", "3", "--beta-end", "0"], 2, "argument --beta-end: mus"),
+    (["baseline", "edm", "--num-steps", "5", "--sigma-min", "1e-320"], 2, "--sigma-min: 1e-320 is"),
+    (["baseline", "edm", "--num-steps", "5", "--sigma-max", "inf"], 2, "--sigma-max: inf is not a"),
+    (
+        ["baseline", "edm", "--num-steps", "3", "--sigma-min", "9", "--sigma-max", "2"],
+        2,
+        "must be bel",
+    ),
+    (
+        ["baseline", "polyexponential", "--rho", "1000", "--num-steps", "1000"],
+        2,
+        "not finite, positive",
+    ),
+    (
+        ["baseline", "ddpm-linear", "--num-steps", "3", "--num-timesteps", "1"],
+        2,
+        "--num-timesteps: m",
+    ),
+    (["baseline", "edm", "--num-steps", "3", "--num-timesteps", "10"], 2, "--num-timesteps does n"),
+    (
+        ["baseline", "ddpm-linear", "--num-steps", "3", "--beta-start", "2"],
+        2,
+        "argument --beta-start:",
+    ),
+    (["baseline", "ddpm-linear", "--num-steps", "3", "--beta-end", "0"], 2, "argument --beta-end:"),
     # ---- train (refused before any training) -----------------------------------------
     ([*TRAIN, "--dataset", "mnist"], 2, "argument --dataset: invalid choice: 'mnist'"),
     (["train", "--out", "{file}"], 2, "--out '{file}' exists and is not a directory"),
@@ -262,6 +281,11 @@ CASES = [
     ([*EV, "--nfe", "0"], 2, "argument --nfe: must be an integer from 1 to 10000"),
     ([*EV, "--nfe", "5"], 2, "--nfe applies to --model only, not --samples"),
     ([*EV, "--sampler", "magic"], 2, "argument --sampler: invalid choice: 'magic'"),
+    ([*EV, "--solver", "magic"], 2, "argument --solver: invalid choice: 'magic'"),
+    ([*EV, "--sampler", "euler"], 2, "warning: --sampler is deprecated: write --solver"),
+    ([*EV, "--sampler", "euler", "--solver", "dpmpp-2m"], 2, "--solver: not allowed with argu"),
+    ([*EV, "--num-steps", "0"], 2, "argument --num-steps: must be an integer from 1 to 10000"),
+    ([*EV, "--num-steps", "5"], 2, "--num-steps applies to --model only, not --samples"),
     ([*EV, "--schedule", "cosine"], 2, "--schedule applies to --model only, not --samples"),
     ([*EV, "--card", "{file}"], 2, "--card applies to --model only, not --samples"),
     ([*EV, "--seeds", "3"], 2, "--seeds applies to --model only, not --samples"),
@@ -287,6 +311,8 @@ CASES = [
     ([*AN, "--sigma-max", "1e30"], 2, "argument --sigma-max: 1e+30 is outside the noise"),
     ([*AN, "--sigma-min", "10", "--sigma-max", "1"], 2, "--sigma-min (10) must be below"),
     ([*AN, "--sampler", "magic"], 2, "argument --sampler: invalid choice: 'magic'"),
+    ([*AN, "--solver", "magic"], 2, "argument --solver: invalid choice: 'magic'"),
+    ([*AN, "--sampler", "euler", "--profile", "edm"], 2, "warning: --sampler is deprecated"),
     (["analyze", "--num-steps", "0"], 2, "argument --num-steps: must be an integer from 1"),
     ([*AN, "--score-error", "-1"], 2, "argument --score-error: must be a number >= 0"),
     ([*AN, "--score-error", "1e7"], 2, "argument --score-error: must be a number >= 0 and <="),
@@ -438,12 +464,14 @@ def test_a_non_finite_start_value_is_refused_naming_the_inputs():
 
     from schedopt.cli.optimize import check_start_value
 
-    args = types.SimpleNamespace(family="monotone-cubic", nfe=1, sigma_min=0.002, sigma_max=80.0)
+    args = types.SimpleNamespace(
+        family="monotone-cubic", num_steps=1, sigma_min=0.002, sigma_max=80.0
+    )
     objective = types.SimpleNamespace(name="gaussian-kl")
     with pytest.raises(
         ValueError,
         match=r"gaussian-kl is nan at the schedule the run starts from "
-        r"\(--family monotone-cubic, --nfe 1",
+        r"\(--family monotone-cubic, --num-steps 1",
     ):
         check_start_value(float("nan"), objective, args)
     assert check_start_value(2.5, objective, args) == 2.5

@@ -38,9 +38,18 @@ def test_kl_json_matches_the_api(capsys):
 
 
 def test_baseline_json(capsys):
-    assert main(["baseline", "edm", "--nfe", "6", "--rho", "5", "--json"]) == 0
+    assert main(["baseline", "edm", "--num-steps", "6", "--rho", "5", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose(record["sigmas"], grid(EDM(rho=5.0), 6), rtol=1e-6)
+    assert record["num_steps"] == 6
+    # --nfe, where it counted steps, is a deprecated spelling: the same number, a warning
+    assert main(["baseline", "edm", "--nfe", "6", "--rho", "5", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == record
+    assert captured.err.strip() == (
+        "schedopt baseline: warning: --nfe is deprecated: write --num-steps (here it has "
+        "always counted sampler steps, not evaluations; the number is used unchanged)"
+    )
 
 
 def test_optimize_writes_a_card_a_plot_and_a_log(tmp_path, capsys):
@@ -49,7 +58,7 @@ def test_optimize_writes_a_card_a_plot_and_a_log(tmp_path, capsys):
         "optimize",
         "--eigenvalues",
         "0.3,1,2",
-        "--nfe",
+        "--num-steps",
         "5",
         "--iterations",
         "60",
@@ -77,6 +86,8 @@ def test_optimize_writes_a_card_a_plot_and_a_log(tmp_path, capsys):
     assert rows == list(names)  # the table keeps the references' order
     card = load_card(out / "schedule.json")
     assert card["grid"]["num_steps"] == 5 and len(card["grid"]["noise_levels"]) == 6
+    assert card["optimized_at"] == {"num_steps": 5, "nfe": 5, "final": "zero"}  # Euler
+    assert card["settings"]["num_steps"] == 5 and "nfe" not in card["settings"]
     learned = card_schedule(card)
     value = gaussian_kl(Spectrum([0.3, 1.0, 2.0]), sigma_grid(grid(learned, 5)))
     np.testing.assert_allclose(card["objective_value"], float(value), rtol=1e-4)
@@ -108,7 +119,7 @@ def test_optimize_resume_continues_a_run_exactly(tmp_path, capsys):
         "optimize",
         "--eigenvalues",
         "0.3,1,2",
-        "--nfe",
+        "--num-steps",
         "4",
         "--num-knots",
         "6",

@@ -6,7 +6,7 @@ from schedopt.io.card import load_card
 
 def test_trajectory_stops_early_and_records_the_kept_step(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["optimize", "--objective", "trajectory", "--solver", "euler", "--nfe", "3"]
+    argv = ["optimize", "--objective", "trajectory", "--solver", "euler", "--num-steps", "3"]
     argv += ["--num-pairs", "64", "--reference-steps", "16", "--num-knots", "6"]
     argv += ["--iterations", "300", "--lr", "0.5", "--patience", "1", "--no-progress"]
     assert main([*argv, "--out", str(out)]) == 0

@@ -14,7 +14,7 @@ EIGENVALUES = "0.05,0.2,1"
 
 def test_optimize_learns_the_range_and_records_it(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["optimize", "--eigenvalues", EIGENVALUES, "--nfe", "4", "--num-knots", "8"]
+    argv = ["optimize", "--eigenvalues", EIGENVALUES, "--num-steps", "4", "--num-knots", "8"]
     argv += ["--learn-range", "--init", "ve", "--range-bounds", "0.002,160", "--iterations", "150"]
     assert main([*argv, "--no-progress", "--out", str(out)]) == 0
     card = load_card(out / "schedule.json")
@@ -36,13 +36,15 @@ def test_optimize_learns_the_range_and_records_it(tmp_path, capsys):
 
 
 def test_baseline_on_a_range(capsys):
-    assert main(["baseline", "edm", "--nfe", "5", "--range", "0.5,10", "--json"]) == 0
+    assert main(["baseline", "edm", "--num-steps", "5", "--range", "0.5,10", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     expected = grid(EDM(sigma_min=0.5, sigma_max=10.0), 5, "zero")
     np.testing.assert_allclose(record["sigmas"], expected, rtol=1e-6)
     assert record["range"] == [0.5, 10.0]
     # a discrete table keeps its shape (its logSNR fraction) on the range
-    assert main(["baseline", "scaled-linear", "--nfe", "5", "--range", "0.1,5", "--json"]) == 0
+    assert (
+        main(["baseline", "scaled-linear", "--num-steps", "5", "--range", "0.1,5", "--json"]) == 0
+    )
     sigmas = np.asarray(json.loads(capsys.readouterr().out)["sigmas"])
     np.testing.assert_allclose(sigmas[[0, -2]], [5.0, 0.1], rtol=1e-5)
     table = np.asarray(grid(Tabulated.scaled_linear(), 5, "zero"))[:-1]

@@ -23,7 +23,7 @@ def test_kl_takes_the_multistep_solvers(capsys, solver):
 
 def test_optimize_fits_a_multistep_solver(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["optimize", "--solver", "unipc", "--nfe", "5", "--iterations", "60"]
+    argv = ["optimize", "--solver", "unipc", "--num-steps", "5", "--iterations", "60"]
     assert main([*argv, "--no-progress", "--out", str(out)]) == 0
     card = json.loads((out / "schedule.json").read_text())
     assert card["solver"] == "unipc" and card["objective"]["solver"] == "unipc"

@@ -31,7 +31,7 @@ def parse(argv):
 
 
 def test_a_plugin_module_runs_through_the_command_line_and_its_card(on_path, tmp_path, capsys):
-    argv = ["optimize", "--objective", "energy_plugin", "--energy-batch", "16", "--nfe", "2"]
+    argv = ["optimize", "--objective", "energy_plugin", "--energy-batch", "16", "--num-steps", "2"]
     argv += ["--iterations", "3", "--num-knots", "4", "--no-progress", "--out", str(tmp_path)]
     assert main(argv) == 0, capsys.readouterr().err
     card = load_card(tmp_path)

@@ -15,7 +15,7 @@ from schedopt.cli import main
 from schedopt.gaussian import Spectrum, gaussian_kl, sigma_grid
 from schedopt.io.card import load_card
 
-COMMON = ["optimize", "--eigenvalues", "0.3,1,2", "--nfe", "4", "--num-knots", "6"]
+COMMON = ["optimize", "--eigenvalues", "0.3,1,2", "--num-steps", "4", "--num-knots", "6"]
 COMMON += ["--no-progress"]
 
 
@@ -34,11 +34,11 @@ def test_resume_refuses_changed_settings_and_data_naming_each(tmp_path, capsys):
     assert main([*argv, "--iterations", "20", "--checkpoint-every", "10", "--resume"]) == 0
     before = snapshot(out)
     capsys.readouterr()
-    # the example: more iterations is fine, but --nfe 5 and --lr 0.02 are not
-    assert main([*argv, "--iterations", "30", "--resume", "--nfe", "5", "--lr", "0.02"]) == 2
+    # the example: more iterations is fine, but --num-steps 5 and --lr 0.02 are not
+    assert main([*argv, "--iterations", "30", "--resume", "--num-steps", "5", "--lr", "0.02"]) == 2
     err = capsys.readouterr().err
     assert "holds a run made with other settings" in err
-    assert "--nfe 4 there, 5 here" in err and "--lr 0.01 there, 0.02 here" in err
+    assert "--num-steps 4 there, 5 here" in err and "--lr 0.01 there, 0.02 here" in err
     assert snapshot(out) == before and load_card(out)["grid"]["num_steps"] == 4
     assert main([*argv, "--resume", "--seed", "3"]) == 2
     assert "--seed 0 there, 3 here" in capsys.readouterr().err
@@ -71,7 +71,7 @@ def test_resume_takes_the_checkpoints_settings_skips_unreadable_steps_and_cut_lo
     assert optimize(straight, "--iterations", "30") == 0
     resumed, plain = load_card(out), load_card(straight)
     assert resumed["schedule"] == plain["schedule"]
-    assert resumed["settings"]["nfe"] == 4 and resumed["settings"]["iterations"] == 30
+    assert resumed["settings"]["num_steps"] == 4 and resumed["settings"]["iterations"] == 30
     lines = (out / "log.jsonl").read_text().splitlines()
     assert lines == (straight / "log.jsonl").read_text().splitlines() and len(lines) == 30
 
@@ -140,7 +140,7 @@ def test_errors_are_one_line_without_tracebacks(tmp_path):
 
     out = tmp_path / "run"
     assert optimize(out, "--iterations", "10", "--checkpoint-every", "5", "--resume") == 0
-    cmd = [sys.executable, "-m", "schedopt.cli", *COMMON, "--nfe", "5", "--resume"]
+    cmd = [sys.executable, "-m", "schedopt.cli", *COMMON, "--num-steps", "5", "--resume"]
     done = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -162,3 +162,28 @@ def test_orbax_closed_event_loop_noise_is_dropped_and_nothing_else(capsys):
     finally:
         hook.previous = previous
     assert [str(u.exc_value) for u in seen] == ["something else"]
+
+
+def test_resume_reads_the_steps_an_older_checkpoint_recorded_as_nfe(tmp_path, monkeypatch):
+    # checkpoints written before --num-steps recorded the steps under "nfe"
+    import types
+
+    from schedopt.cli import build_parser, explicit_options
+    from schedopt.cli import optimize as cli_optimize
+    from schedopt.io import checkpoint
+
+    def parse(*argv):
+        parser = build_parser("optimize", ["optimize", *argv])
+        args = parser.parse_args(["optimize", *argv])
+        args.given = explicit_options(parser.subcommands["optimize"], list(argv), args)
+        return args
+
+    old = cli_optimize.shaping_options(parse("--eigenvalues", "0.3,1,2", "--num-steps", "4"))
+    old["nfe"] = old.pop("num_steps")
+    info = types.SimpleNamespace(
+        step=3, settings={"options": old}, info={"num_iterations": 10}, every=100
+    )
+    monkeypatch.setattr(checkpoint, "checkpoint_info", lambda path: info)
+    args = parse("--resume")
+    assert cli_optimize.adopt_checkpoint_settings(args, tmp_path) is info
+    assert args.num_steps == 4 and args.eigenvalues == "0.3,1,2"

@@ -176,7 +176,7 @@ def test_from_scheduler_reads_flow_and_edm_schedulers():
 
 
 def _optimize(tmp_path, *extra):
-    argv = ["optimize", "--nfe", "3", "--solver", "dpmpp-2m", "--iterations", "2"]
+    argv = ["optimize", "--num-steps", "3", "--solver", "dpmpp-2m", "--iterations", "2"]
     argv += ["--batch-size", "8", "--num-data", "64", "--no-progress", "--out", str(tmp_path)]
     return cli_main([*argv, *extra])
 

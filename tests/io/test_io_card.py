@@ -8,6 +8,7 @@ import pytest
 
 from schedopt.io.card import (
     CARD_VERSION,
+    card_nfe,
     card_schedule,
     load_card,
     make_card,
@@ -84,7 +85,7 @@ def test_card_records_metadata_and_is_strict_json(tmp_path):
     assert loaded["objective_value"] == 0.125
     assert loaded["solver"] == "heun"
     assert loaded["endpoints"]["sigma_max"] == 80.0
-    assert loaded["optimized_at"] == {"num_steps": 8, "final": "zero"}
+    assert loaded["optimized_at"] == {"num_steps": 8, "nfe": 15, "final": "zero"}
     assert loaded == load_card(path)
 
 
@@ -106,6 +107,22 @@ def test_regrid_equals_a_fresh_card_at_the_new_nfe(final):
     assert new["grid"] == fresh["grid"]
     assert new["objective_value"] == 1.5 and new["optimized_at"]["num_steps"] == 10
     assert card["grid"]["num_steps"] == 10  # the input is not modified
+
+
+def test_card_records_steps_and_true_evaluations(tmp_path):
+    # a 5-step Heun card makes 9 evaluations (the last step to 0 is an Euler step)
+    card = make_card(EDM(), num_steps=5, solver="heun")
+    assert card["optimized_at"] == {"num_steps": 5, "nfe": 9, "final": "zero"}
+    assert make_card(EDM(), num_steps=5, final="min", solver="heun")["optimized_at"]["nfe"] == 10
+    assert make_card(EDM(), num_steps=5, solver={"name": "euler"})["optimized_at"]["nfe"] == 5
+    assert make_card(EDM(), num_steps=5)["optimized_at"]["nfe"] is None  # no solver
+    assert card_nfe("dpmpp-2m", 4) == 4 and card_nfe("no-such-solver", 4) is None
+    # a card written before nfe was recorded still reads
+    old = make_card(EDM(), num_steps=5, solver="heun")
+    del old["optimized_at"]["nfe"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    assert load_card(path)["optimized_at"] == {"num_steps": 5, "final": "zero"}
 
 
 def test_load_card_accepts_a_run_directory(tmp_path):

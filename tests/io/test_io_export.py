@@ -237,7 +237,7 @@ def test_sigma_files_are_sources_that_regrid_log_linearly(tmp_path):
 def test_cli_export_from_a_run_directory(tmp_path, capsys):
     schedule = MonotoneCubic.from_schedule(EDM(), num_knots=8)
     save_card(tmp_path / "schedule.json", make_card(schedule, num_steps=10))
-    argv = ["export", str(tmp_path), "--format", "diffusers", "--nfe", "8"]
+    argv = ["export", str(tmp_path), "--format", "diffusers", "--num-steps", "8"]
     assert main(argv + ["--model", "scaled-linear"]) == 0
     out_path = tmp_path / "exports" / "diffusers-nfe8-scaled-linear-rescale.json"
     data = json.loads(out_path.read_text())
@@ -251,8 +251,13 @@ def test_cli_export_from_a_run_directory(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--format", "k-diffusion"]) == 0
     assert (tmp_path / "exports" / "k-diffusion-nfe10.json").is_file()
     # sizes are bounded: 4,000,000 steps once wrote 1747 zero-length ones
-    assert main(["export", str(tmp_path), "--format", "k-diffusion", "--nfe", "4000000"]) == 2
-    assert "--nfe/--num-steps: must be an integer from 1 to 10000" in capsys.readouterr().err
+    assert main(["export", str(tmp_path), "--format", "k-diffusion", "--num-steps", "4000000"]) == 2
+    assert "argument --num-steps: must be an integer from 1 to 10000" in capsys.readouterr().err
+    # --nfe: the deprecated spelling of --num-steps (the same number of steps, a warning)
+    assert main(["export", str(tmp_path), "--format", "k-diffusion", "--nfe", "6"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: --nfe is deprecated: write --num-steps" in captured.err
+    assert len(json.loads((tmp_path / "exports" / "k-diffusion-nfe6.json").read_text())) == 7
 
 
 def test_cli_process_reexpresses_a_card_and_endpoints_need_a_model(tmp_path, capsys):
@@ -269,7 +274,7 @@ def test_cli_process_reexpresses_a_card_and_endpoints_need_a_model(tmp_path, cap
 def test_cli_export_from_a_checkpoint(tmp_path):
     save_schedule(tmp_path / "ckpt", EDM(rho=5.0))
     target = tmp_path / "sigmas.json"
-    argv = ["export", str(tmp_path / "ckpt"), "--format", "k-diffusion", "--nfe", "4"]
+    argv = ["export", str(tmp_path / "ckpt"), "--format", "k-diffusion", "--num-steps", "4"]
     assert main(argv + ["-o", str(target)]) == 0
     np.testing.assert_allclose(json.loads(target.read_text()), karras_sigmas(4, rho=5.0), rtol=2e-5)
 
@@ -278,11 +283,11 @@ def test_cli_export_errors_are_clean(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing"), "--format", "numpy"]) == 2
     assert "missing" in capsys.readouterr().err
     save_card(tmp_path / "schedule.json", make_card(EDM(), num_steps=3))
-    assert main(["export", str(tmp_path), "--format", "numpy", "--nfe", "0"]) == 2
+    assert main(["export", str(tmp_path), "--format", "numpy", "--num-steps", "0"]) == 2
     assert "--num-steps: must be an integer from 1 to 10000, got '0'" in capsys.readouterr().err
     narrow = tmp_path / "narrow.json"
     save_card(narrow, make_card(LogSNRLinear(sigma_min=1.0, sigma_max=1.0001), num_steps=2))
-    assert main(["export", str(narrow), "--format", "k-diffusion", "--nfe", "5000"]) == 2
+    assert main(["export", str(narrow), "--format", "k-diffusion", "--num-steps", "5000"]) == 2
     err = capsys.readouterr().err
     assert "num_steps=5000 is too many" in err and "clip" not in err
     assert not (tmp_path / "exports").exists()
@@ -290,7 +295,7 @@ def test_cli_export_errors_are_clean(tmp_path, capsys):
 
 def test_cli_prints_long_lists_shortened(tmp_path, capsys):
     save_card(tmp_path / "schedule.json", make_card(EDM(), num_steps=3))
-    assert main(["export", str(tmp_path), "--format", "comfyui", "--nfe", "200"]) == 0
+    assert main(["export", str(tmp_path), "--format", "comfyui", "--num-steps", "200"]) == 0
     line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("sigmas:")][0]
     assert "(201 values)" in line and len(line) < 300
 

@@ -45,11 +45,23 @@ def test_evaluate_a_trained_model(tmp_path, capsys):
     capsys.readouterr()
     png = tmp_path / "s.png"
     args = ["evaluate", "--model", str(run), "--num-samples", "64", "--nfe", "5"]
-    assert main([*args, "--png", str(png), "--sampler", "euler", "--schedule", "cosine"]) == 0
+    assert main([*args, "--png", str(png), "--solver", "euler", "--schedule", "cosine"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["dataset"] == "ring" and result["nfe"] == 5 and result["sampler"] == "euler"
     assert result["schedule"]["family"] == "cosine"
     assert result["metrics"]["num_samples"] == 64 and png.stat().st_size > 0
+
+    # steps and NFE: --num-steps counts steps; an --nfe Heun cannot meet is rounded down
+    few = ["evaluate", "--model", str(run), "--num-samples", "16", "--solver", "heun"]
+    assert main([*few, "--num-steps", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["num_steps"] == 3 and result["nfe"] == 5
+    assert main([*few, "--nfe", "6"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["nfe"] == 5
+    assert "cannot make exactly 6 evaluations; sampling with 3 steps (5 NFE)" in captured.err
+    assert main([*few, "--nfe", "5", "--num-steps", "3"]) == 2
+    assert "give --num-steps (sampler steps; got 3) or --nfe" in capsys.readouterr().err
 
     # a card: its solver, steps and grid end, on held-out seeds with t-intervals
     card = tmp_path / "card.json"
@@ -71,6 +83,8 @@ def test_evaluate_a_trained_model(tmp_path, capsys):
     np.testing.assert_allclose(single["metrics"]["sw2"], sw2["values"][1], rtol=1e-6)
     assert main([*with_card, "--nfe", "4"]) == 2
     assert "--nfe cannot be given with --card" in capsys.readouterr().err
+    assert main([*with_card, "--num-steps", "4"]) == 2
+    assert "--num-steps cannot be given with --card" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

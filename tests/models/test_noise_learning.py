@@ -330,7 +330,7 @@ def test_cli_learn_noise_writes_a_card_that_optimize_and_export_take(tmp_path, c
     assert len(exported.read_text().split(",")) == 7
     fit = tmp_path / "fit"
     capsys.readouterr()
-    assert main(["optimize", "--init-card", str(out / "noise_schedule.json"), "--nfe", "4",
+    assert main(["optimize", "--init-card", str(out / "noise_schedule.json"), "--num-steps", "4",
                  "--iterations", "5", "--out", str(fit), "--no-progress"]) == 0  # fmt: skip
     fitted = load_card(fit / "schedule.json")
     assert fitted["settings"]["init_card"] == str(out / "noise_schedule.json")

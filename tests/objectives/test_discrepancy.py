@@ -187,7 +187,7 @@ def test_bad_input_names_the_argument(build, match):
 
 
 def _optimize_cli(tmp_path, *extra):
-    args = ["optimize", "--dataset", "ring", "--nfe", "4", "--iterations", "3"]
+    args = ["optimize", "--dataset", "ring", "--num-steps", "4", "--iterations", "3"]
     args += ["--batch-size", "64", "--num-data", "256", "--no-progress", "--out", str(tmp_path)]
     return cli_main([*args, *extra])
 
@@ -212,5 +212,5 @@ def test_cli_rejects_bad_settings(tmp_path, capsys):
     assert _optimize_cli(tmp_path, "--objective", "mmd", "--dataset", "cifar") == 2
     assert "--dataset" in capsys.readouterr().err
     trajectory = ["optimize", "--objective", "trajectory", "--solver", "ancestral"]  # no data
-    assert cli_main([*trajectory, "--nfe", "4", "--out", str(tmp_path)]) == 2
+    assert cli_main([*trajectory, "--num-steps", "4", "--out", str(tmp_path)]) == 2
     assert "deterministic" in capsys.readouterr().err

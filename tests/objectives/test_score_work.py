@@ -118,7 +118,7 @@ def test_cli_learns_an_equal_cost_schedule(tmp_path, capsys):
         "32",
         "--iterations",
         "150",
-        "--nfe",
+        "--num-steps",
         "8",
         "--out",
         str(out),

@@ -247,6 +247,10 @@ def test_make_sampler_and_nfe_budget():
     assert sampler_for_nfe("heun", 9).num_steps == 5
     assert sampler_for_nfe("heun", 10).nfe == 9
     assert sampler_for_nfe("tsit5", 20, final="min").nfe <= 20
+    assert sampler_for_nfe("heun", 9, exact=True).num_steps == 5
+    assert sampler_for_nfe("heun", 10, final="min", exact=True).num_steps == 5  # 2N
+    with pytest.raises(ValueError, match=r"exactly nfe=10 .* are 9 \(5 steps\) and 11 \(6 steps\)"):
+        sampler_for_nfe("heun", 10, exact=True)
 
 
 @pytest.mark.parametrize(

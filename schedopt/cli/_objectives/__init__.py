@@ -10,10 +10,10 @@ and ``solver_fields(name)`` (the fields of that solver: the solver options ``--e
 ``--kappa``, ``--process``, ``--noise`` apply where the solver has one); it may define
 ``check_options(args)``, which refuses combinations of its options that would be ignored.
 ``schedopt optimize`` refuses any plug-in option given that is not in the chosen
-plug-in's ``OPTIONS``. Common options (``--nfe``, ``--solver``, ``--final``,
+plug-in's ``OPTIONS``. Common options (``--num-steps``, ``--solver``, ``--final``,
 ``--sigma-min``, ``--sigma-max``, ``--seed``, ...) are defined by ``schedopt optimize``
-itself and available in ``args``; ``args.given`` holds the destinations of the options
-given on the command line.
+itself and available in ``args`` (``args.num_steps``: sampler steps, not evaluations);
+``args.given`` holds the destinations of the options given on the command line.
 
 Plug-ins come from three places (:func:`load_plugin`):
 

@@ -191,7 +191,11 @@ def build(args) -> ObjectiveSetup:
 
     measure, dataset = build_measure(args)
     objective = ConstantRate(
-        measure, num_steps=args.nfe, xi=args.xi, variable=args.speed_variable, final=args.final
+        measure,
+        num_steps=args.num_steps,
+        xi=args.xi,
+        variable=args.speed_variable,
+        final=args.final,
     )
     speed = tabulate_speed(
         measure,

@@ -63,18 +63,18 @@ def build(args) -> ObjectiveSetup:
     )
     option = "--eigenvalues" if args.eigenvalues is not None else "--spectrum"
     check_spectrum_precision(spectrum, args.sigma_max, option)
-    entries = args.nfe * spectrum.dim
+    entries = args.num_steps * spectrum.dim
     if entries > MAX_KL_ENTRIES:
         raise ValueError(
-            f"--nfe {args.nfe} with a {spectrum.dim}-eigenvalue {option} needs {entries:.3g} "
-            f"entries per step map, above the {MAX_KL_ENTRIES:.3g} this command allows "
-            "(about 2 GB of memory); use fewer steps or a smaller spectrum"
+            f"--num-steps {args.num_steps} with a {spectrum.dim}-eigenvalue {option} needs "
+            f"{entries:.3g} entries per step map, above the {MAX_KL_ENTRIES:.3g} this command "
+            "allows (about 2 GB of memory); use fewer steps or a smaller spectrum"
         )
     fields = solver_fields(args.solver)
     options = {k: getattr(args, k) for k in ("eta", "kappa", "process") if k in fields}
     objective = GaussianKL(
         spectrum,
-        num_steps=args.nfe,
+        num_steps=args.num_steps,
         solver=solver_from_name(args.solver, **options),
         init=args.init,
         direction=args.direction,
@@ -84,5 +84,5 @@ def build(args) -> ObjectiveSetup:
     references["asymptotic-optimum"] = asymptotically_optimal_schedule(
         spectrum, args.sigma_min, args.sigma_max
     )
-    small = spectrum.dim * args.nfe <= FAST_COMPILE_SIZE
+    small = spectrum.dim * args.num_steps <= FAST_COMPILE_SIZE
     return ObjectiveSetup(objective, {"spectrum": spectrum.fingerprint()}, references, small)

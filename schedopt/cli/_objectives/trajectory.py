@@ -4,7 +4,7 @@ This module also defines the options and the set-up shared by every sample-based
 objective (``trajectory``, ``mmd``, ``sliced-w2``, ``frechet``): the data set, whose exact
 mixture gives the denoiser (no training error), the batch size, and the stochastic
 samplers' settings. ``--solver`` picks any sampler of :data:`schedopt.sampling.SAMPLERS`
-and ``--nfe`` its number of steps.
+and ``--num-steps`` its number of steps (its NFE follows from the solver).
 
 ``--torch-model PATH`` replaces the oracle with a PyTorch denoiser
 (:func:`schedopt.integrations.torch_models.load_torch_denoiser`: a diffusers
@@ -13,8 +13,8 @@ and ``--nfe`` its number of steps.
 objectives then compare with ``--torch-data`` (the bundled digits, channels first, or a
 ``.npy`` of shape ``(n, *event)`` in the model's layout). On the digits, the
 discrepancies see the samples clipped to [-1, 1], and the Fréchet objective the digits
-classifier's features (what the FD metric compares). ``--nfe`` counts denoiser calls; a
-guided model (from a factory) costs two model evaluations per call, and the card's
+classifier's features (what the FD metric compares). The sampler's NFE counts denoiser
+calls; a guided model (from a factory) costs two model evaluations per call, and the card's
 fingerprint records ``model_evaluations``.
 """
 
@@ -231,12 +231,12 @@ def _digits_features(x):
 
 
 def build_sampler(args):
-    """``--solver`` with ``--nfe`` steps and the solver options it has."""
+    """``--solver`` with ``--num-steps`` steps and the solver options it has."""
     from ...sampling import make_sampler
 
     fields = solver_fields(args.solver)
     options = {k: getattr(args, k) for k in ("eta", "kappa", "process", "noise") if k in fields}
-    return make_sampler(args.solver, args.nfe, final=args.final, **options)
+    return make_sampler(args.solver, args.num_steps, final=args.final, **options)
 
 
 def effective_init(args, name: str, time_input: str | None) -> str:
