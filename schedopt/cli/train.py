@@ -281,7 +281,7 @@ def save_noise_outputs(run_dir, result, args) -> dict:
     )
     save_card(run_dir.staged("noise_schedule.json"), card)
     lam = logsnr_range(learner.sigma_min, learner.sigma_max, 401)
-    target = FixedNoise(learner.target, weighting=learner.weighting)
+    target = FixedNoise(learner.target, weighting=learner.weighting, sigma_data=learner.sigma_data)
     pw = np.asarray(target.target_weight(np.exp(-0.5 * lam)), dtype=np.float64)
     curves = {
         f"learned ({learner.name})": np.asarray(
