@@ -391,10 +391,16 @@ class AdaptiveHistogram(AbstractNoiseLearner):
         """Bin edges in logSNR, clean end first."""
         return jnp.asarray(logsnr_range(self.sigma_min, self.sigma_max, self.num_bins + 1))
 
+    @property
+    def bin_width(self) -> float:
+        """Width of a bin in logSNR."""
+        return 2.0 * math.log(self.sigma_max / self.sigma_min) / self.num_bins
+
     def _bin(self, logsnr):
-        edges = self.edges()
-        width = (edges[0] - edges[-1]) / self.num_bins
-        return jnp.clip(jnp.floor((edges[0] - logsnr) / width), 0, self.num_bins - 1).astype(int)
+        top = self.edges()[0]
+        return jnp.clip(jnp.floor((top - logsnr) / self.bin_width), 0, self.num_bins - 1).astype(
+            int
+        )
 
     def init_state(self):
         zeros = jnp.zeros((self.num_bins,), jnp.result_type(float))
@@ -417,9 +423,8 @@ class AdaptiveHistogram(AbstractNoiseLearner):
         key_bin, key_in = jax.random.split(key)
         probs = self.probabilities(stats)
         k = jax.random.categorical(key_bin, jnp.log(probs), shape=(num_samples,))
-        edges = self.edges()
-        width = (edges[0] - edges[-1]) / self.num_bins
-        logsnr = edges[k] - width * jax.random.uniform(key_in, (num_samples,))
+        width = self.bin_width
+        logsnr = self.edges()[k] - width * jax.random.uniform(key_in, (num_samples,))
         s = jnp.exp(-0.5 * logsnr)
         return s, self.target_weight(s) * width / probs[k]
 
@@ -436,10 +441,9 @@ class AdaptiveHistogram(AbstractNoiseLearner):
 
     def density(self, params, stats, logsnr):
         edges = self.edges()
-        width = (edges[0] - edges[-1]) / self.num_bins
         lam = jnp.asarray(logsnr)
         inside = (lam <= edges[0]) & (lam >= edges[-1])
-        return jnp.where(inside, self.probabilities(stats)[self._bin(lam)] / width, 0.0)
+        return jnp.where(inside, self.probabilities(stats)[self._bin(lam)] / self.bin_width, 0.0)
 
     def describe(self):
         return {
