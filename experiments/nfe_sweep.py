@@ -139,22 +139,24 @@ def make_target(name: str, model: Path, num_reference: int) -> Target:
     raise ValueError(f"`--targets` entries must be among {', '.join(TARGETS)}; got {name!r}")
 
 
-def sample_metrics(target: Target, x: np.ndarray, key) -> dict[str, float]:
-    """Sliced W2 and MMD (median bandwidth) to the held-out data; FD of features if any."""
+def sample_metrics(target: Target, x: np.ndarray, key, only: str | None = None) -> dict[str, float]:
+    """Sliced W2 and MMD (median bandwidth) to the held-out data; FD of features if any
+    (``only``: just that one, e.g. to score many candidate grids)."""
+    names = ["sw2", "mmd"] + (["fd"] if target.features is not None else [])
+    names = names if only is None else [only]
     if not np.all(np.isfinite(x)):
-        return {"sw2": float("inf"), "mmd": float("inf")} | (
-            {"fd": float("inf")} if target.features else {}
-        )
+        return dict.fromkeys(names, float("inf"))
     if target.clip is not None:
         x = np.clip(x, -target.clip, target.clip)
     flat, ref = x.reshape(len(x), -1), target.reference.reshape(len(target.reference), -1)
-    out = {
-        "sw2": float(sliced_wasserstein(flat, ref, key)),
-        "mmd": float(mmd(flat[:1000], ref[:1000])),
+    metrics = {
+        "sw2": lambda: float(sliced_wasserstein(flat, ref, key)),
+        "mmd": lambda: float(mmd(flat[:1000], ref[:1000])),
+        "fd": lambda: float(
+            frechet_distance(target.features(x), target.features(target.reference))
+        ),
     }
-    if target.features is not None:
-        out["fd"] = float(frechet_distance(target.features(x), target.features(target.reference)))
-    return out
+    return {name: metrics[name]() for name in names}
 
 
 # ---- strategies ------------------------------------------------------------------------------

@@ -247,8 +247,26 @@ def best_edm_range(score):
 
 
 def interval(values) -> dict:
+    """Mean, 95% half-width and the per-seed values; a grid whose samples diverged on any
+    seed has mean ``inf`` and no interval."""
+    if not np.all(np.isfinite(values)):
+        return {"mean": float("inf"), "ci95": None, "seeds": [float(v) for v in values]}
     r = mean_interval(values)
     return {"mean": r["mean"], "ci95": r["ci95"], "seeds": r["values"]}
+
+
+def held_out_metrics(target, sample, schedule, seeds: int) -> dict:
+    """``{metric: interval}`` of ``sample(schedule, key)`` on held-out seeds
+    ``HELD_OUT_SEED + i``, ``i < seeds`` (never used by a fit, a search or a teacher)."""
+    per_seed = [
+        sample_metrics(
+            target,
+            np.asarray(sample(schedule, jax.random.key(HELD_OUT_SEED + i))),
+            jax.random.key(HELD_OUT_SEED + 1000 + i),
+        )
+        for i in range(seeds)
+    ]
+    return {m: interval([p[m] for p in per_seed]) for m in per_seed[0]}
 
 
 def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
@@ -263,7 +281,7 @@ def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
 
     def score(schedule, seed=SEARCH_SEED):
         x = np.asarray(search_sample(schedule, jax.random.key(seed)))
-        return sample_metrics(target, x, jax.random.key(seed + 1))[metric]
+        return sample_metrics(target, x, jax.random.key(seed + 1), only=metric)[metric]
 
     done = {r["strategy"]: r for r in existing}
     if not done:
@@ -282,14 +300,6 @@ def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
         seconds.update(fit_seconds)
     rows = []
     for strategy, schedule in schedules.items():
-        per_seed = [
-            sample_metrics(
-                target,
-                np.asarray(sample(schedule, jax.random.key(HELD_OUT_SEED + i))),
-                jax.random.key(HELD_OUT_SEED + 1000 + i),
-            )
-            for i in range(args.seeds)
-        ]
         row = dict(
             target=target.name,
             solver=solver,
@@ -300,8 +310,7 @@ def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
             sigma_range=[float(schedule.sigma_min), float(schedule.sigma_max)],
             iterations=args.iterations if strategy not in BASELINES else None,
         )
-        for m in per_seed[0]:
-            row[m] = interval([p[m] for p in per_seed])
+        row.update(held_out_metrics(target, sample, schedule, args.seeds))
         if strategy == "edm-best-range":
             row["search"] = search
         if strategy.endswith("@best"):
