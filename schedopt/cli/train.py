@@ -105,6 +105,13 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=seed, default=0, help="seed of initialization and batches")
     p.add_argument("--data-seed", type=seed, default=0, help="seed of a generated data set")
     p.add_argument(
+        "--devices",
+        type=int_range(1, 4096),
+        default=None,
+        help="train data-parallel on the first N local devices (the batch split across "
+        "them, everything else replicated; default: one device, unsharded)",
+    )
+    p.add_argument(
         "--num-train",
         type=int_range(2, MAX_SAMPLES),
         default=20_000,
@@ -375,6 +382,22 @@ def check_options(args, dataset) -> None:
         )
 
 
+def check_devices(devices: int | None, batch_size: int):
+    """``--devices`` must name devices that exist and split the batch evenly."""
+    if devices is None:
+        return
+    import jax
+
+    available = jax.local_device_count()
+    if devices > available:
+        raise ValueError(f"--devices {devices}: this machine has {available} local device(s)")
+    if batch_size % devices:
+        raise ValueError(
+            f"--devices {devices} must divide --batch-size {batch_size} (each device takes "
+            "an equal share of the batch)"
+        )
+
+
 def run(args) -> int:
     from ..data import load_dataset
     from ..data.plotting import plot_samples
@@ -391,6 +414,7 @@ def run(args) -> int:
     steps = args.steps if args.steps is not None else defaults["steps"]
     batch_size = args.batch_size if args.batch_size is not None else defaults["batch_size"]
     lr = args.lr if args.lr is not None else defaults["lr"]
+    check_devices(args.devices, batch_size)
     noise = parse_noise(args.noise)
     sigma_data = round(float(dataset.train.std()), 4)
     config = network_config(args, dataset, sigma_data)
@@ -421,6 +445,7 @@ def run(args) -> int:
                 log_every=args.log_every,
                 progress=not args.no_progress,
                 hook=hook,
+                devices=args.devices,
             )
         except FloatingPointError as e:
             raise FloatingPointError(f"{e} (now --lr {lr:g})") from None

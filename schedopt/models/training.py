@@ -22,7 +22,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,13 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import ArrayLike
 
 from .._checks import check_finite_float, check_positive_float, check_positive_int
 from ..io.atomic import atomic_write_bytes
 from ..io.checkpoint import CheckpointWarning, set_aside_steps
+from ..parallel import batch_mesh, check_batch_size, shard_batch
 from ..schedules.base import AbstractSchedule
 from .nnx_adapter import NNXDenoiser
 from .noise import AbstractNoiseDistribution, check_weighting, noise_distribution
@@ -112,11 +114,18 @@ def _per_sample(params, learner_params, rest, learner, stats, x0, key, *, graphd
 
 @functools.partial(
     jax.jit,
-    static_argnames=("graphdef", "batch_size", "optimizer", "learner_optimizer", "ema_decay"),
+    static_argnames=(
+        "graphdef",
+        "batch_size",
+        "optimizer",
+        "learner_optimizer",
+        "ema_decay",
+        "mesh",
+    ),
 )
 def _train_step(
     state, data, rest, learner, base_key, *, graphdef, batch_size, optimizer,
-    learner_optimizer, ema_decay,
+    learner_optimizer, ema_decay, mesh=None,
 ):  # fmt: skip
     """One training step ``-> (state, loss, learner_loss)``; batch and noise keys are
     ``fold_in(key, step)``.
@@ -129,14 +138,23 @@ def _train_step(
     ``fori_loop``/``scan`` bodies ~100x slower than at top level, so the loop over steps
     stays in Python (dispatch is asynchronous; the host syncs once per log record). The
     settings are static, so runs with equal settings share one compilation.
+
+    With a ``mesh`` (:func:`schedopt.parallel.batch_mesh`) the batch is split across its
+    devices (:func:`schedopt.parallel.shard_batch`) and everything else is replicated:
+    XLA's partitioner makes each device compute its share of the per-sample losses and
+    all-reduces the network's and the noise learner's gradients and statistics, so both
+    are sharded alike.
     """
     step = state["step"]
     key_batch, key_loss = jax.random.split(jax.random.fold_in(base_key, step))
     idx = jax.random.randint(key_batch, (batch_size,), 0, data.shape[0])
+    x0 = data[idx]
+    if mesh is not None:
+        x0 = shard_batch(x0, mesh)
     noise_state = state.get("noise", learner.init_state())
     lparams, stats = noise_state["params"], noise_state["stats"]
     per_sample = functools.partial(
-        _per_sample, rest=rest, learner=learner, stats=stats, x0=data[idx], key=key_loss,
+        _per_sample, rest=rest, learner=learner, stats=stats, x0=x0, key=key_loss,
         graphdef=graphdef,
     )  # fmt: skip
     (losses, levels), pullback, errors = jax.vjp(per_sample, state["params"], lparams, has_aux=True)
@@ -198,6 +216,7 @@ def train_denoiser(
     progress: bool = True,
     callback: Callable[[dict], Any] | None = None,
     hook: Callable[[int, nnx.Module], dict | None] | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> TrainResult:
     """Train ``model`` (an NNX denoiser ``model(y, s) -> D``) on ``data`` for ``num_steps`` steps.
 
@@ -220,6 +239,10 @@ def train_denoiser(
     Williams et al., Score-Optimal Diffusion Schedules,
     :class:`schedopt.score_optimal.OnlineEqualCost`). A resumed run first calls
     ``hook.resume(records)``, where the hook has that method, with the log records it kept.
+    ``devices`` (a count of the first local devices, or the devices) trains data-parallel:
+    each step's batch is split across them (``batch_size`` must divide evenly) and the
+    weights, optimiser and noise learner are replicated; the device count is recorded in
+    the settings, so a resume must use the same.
 
     >>> import numpy as np
     >>> from schedopt.models.networks import MLPDenoiser
@@ -239,6 +262,7 @@ def train_denoiser(
     check_weighting(weighting)
     noise = noise_distribution(noise)
     data = _check_data(model, data)
+    mesh = _data_mesh(devices, batch_size)
     optimizer_desc = "custom" if optimizer is not None else {"adam": learning_rate, "warmup": 200}
     if optimizer is None:
         optimizer = default_optimizer(learning_rate)
@@ -256,6 +280,9 @@ def train_denoiser(
             **learner.describe(),
             "learning_rate": noise_learning_rate or learning_rate,
         }
+    if mesh is not None:
+        settings["devices"] = mesh.size
+        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
     manager = None
     if checkpoint_dir is not None:
         manager = _checkpoint_manager(checkpoint_dir)
@@ -279,8 +306,11 @@ def train_denoiser(
         optimizer=optimizer,
         learner_optimizer=learner_optimizer,
         ema_decay=ema_decay,
+        mesh=mesh,
     )
     data_device = jnp.asarray(data)
+    if mesh is not None:
+        data_device = jax.device_put(data_device, NamedSharding(mesh, PartitionSpec()))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -332,6 +362,32 @@ def train_denoiser(
         noise_learner=learned,
         noise_state=state.get("noise"),
     )
+
+
+def _data_mesh(devices, batch_size: int) -> Mesh | None:
+    """The :func:`schedopt.parallel.batch_mesh` of ``devices`` (None: no sharding; a count:
+    the first local devices), refused unless ``batch_size`` splits evenly across it."""
+    if devices is None:
+        return None
+    available = jax.local_devices()
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        if not 1 <= devices <= len(available):
+            raise ValueError(
+                f"`devices` must be between 1 and the {len(available)} local device(s), "
+                f"got devices={devices}"
+            )
+        devices = available[:devices]
+    elif not (
+        isinstance(devices, Sequence)
+        and devices
+        and all(isinstance(d, jax.Device) for d in devices)
+    ):
+        raise ValueError(
+            f"`devices` must be a count or a list of jax devices, got devices={devices!r}"
+        )
+    mesh = batch_mesh(devices)
+    check_batch_size("batch_size", batch_size, mesh)
+    return mesh
 
 
 def _check_data(model, data) -> np.ndarray:

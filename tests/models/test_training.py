@@ -254,12 +254,69 @@ def test_cli_a_diverging_run_fails_in_one_line_and_leaves_nothing(tmp_path, caps
         (dict(ema_decay=1.0), "ema_decay=1.0"),
         (dict(checkpoint_every=0), "checkpoint_every=0"),
         (dict(learning_rate=0.0), "learning_rate"),
+        (dict(devices=4096), "devices=4096"),
+        (dict(devices=[0]), r"devices=\[0\]"),
+        (dict(devices=1, batch_size=33), None),  # one device divides any batch
     ],
 )
 def test_bad_arguments(kwargs, match):
     kwargs = {"num_steps": 5, **kwargs}
+    if match is None:
+        assert train_denoiser(_net(), DATA, progress=False, **kwargs).step == 5
+        return
     with pytest.raises(ValueError, match=match):
         train_denoiser(_net(), DATA, progress=False, **kwargs)
+
+
+SHARDED = """
+import glob, json, sys
+import numpy as np, jax
+from flax import nnx
+from schedopt.models.networks import MLPDenoiser
+from schedopt.models.training import train_denoiser
+
+data = np.random.default_rng(0).normal(size=(256, 2)).astype("float32")
+out = {}
+for learn in (None, "vdm", "uncertainty", "adaptive"):
+    runs = {}
+    for devices in (None, 2):
+        net = MLPDenoiser(2, width=16, depth=1, sigma_data=1.0, rngs=nnx.Rngs(0))
+        runs[devices] = train_denoiser(
+            net, data, num_steps=6, batch_size=32, progress=False, learn_noise=learn,
+            devices=devices, log_every=3,
+        )
+    one, two = (jax.tree.leaves((nnx.state(r.raw_model), r.noise_state)) for r in runs.values())
+    diff = [float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(one, two)]
+    spread = [x.sharding.is_fully_replicated and len(x.sharding.device_set) == 2 for x in two]
+    losses = [runs[None].history[-1]["loss"], runs[2].history[-1]["loss"]]
+    out[str(learn)] = {"max_diff": max(diff), "replicated": all(spread), "loss": losses}
+files = glob.glob(sys.argv[1] + "/*train_step*after_optimizations.txt")
+dumped = "".join(open(f).read() for f in files)
+out["all_reduce"] = "all-reduce" in dumped
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_data_parallel_training_matches_one_device_for_every_learner(tmp_path):
+    """On two (forced host) devices the batch is split and the gradients all-reduced: the
+    weights and every noise learner's state end as on one device, replicated on both."""
+    import os
+    import subprocess
+    import sys
+
+    flags = f"--xla_force_host_platform_device_count=2 --xla_dump_to={tmp_path}"
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-c", SHARDED, str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result.pop("all_reduce")  # the compiled step really is partitioned
+    for learn, r in result.items():
+        assert r["max_diff"] < 1e-5, learn
+        assert r["replicated"], learn
+        assert r["loss"][0] == pytest.approx(r["loss"][1], rel=1e-5), learn
 
 
 def test_bad_data():
@@ -313,6 +370,8 @@ def test_cli_train_writes_a_loadable_model_and_resumes(tmp_path, capsys):
         (["--noise", "gauss"], "--noise must be one of"),
         (["--noise", "schedule:nope"], "schedule:FAMILY"),
         (["--steps", "0"], "argument --steps: must be an integer from 1"),
+        (["--devices", "4096"], "--devices 4096: this machine has"),
+        (["--devices", "0"], "argument --devices: must be an integer from 1"),
     ],
 )
 def test_cli_train_errors(tmp_path, capsys, extra, match):
