@@ -299,21 +299,13 @@ def test_training_without_a_learner_has_no_noise_schedule_and_refuses_bad_input(
 # ---- the command line -----------------------------------------------------------------
 
 
-def _cli_args(out, *extra):
-    return [
-        "train", "--dataset", "ring", "--out", str(out), "--num-train", "512", "--steps", "20",
-        "--batch-size", "32", "--width", "16", "--depth", "1", "--checkpoint-every", "10",
-        "--log-every", "10", "--sample-nfe", "0", "--no-progress", *extra,
-    ]  # fmt: skip
-
-
 @pytest.mark.slow
-def test_cli_learn_noise_writes_a_card_that_optimize_and_export_take(tmp_path, capsys):
+def test_cli_learn_noise_writes_a_card_that_optimize_and_export_take(tmp_path, capsys, train_args):
     from schedopt.cli import main
     from schedopt.io.card import card_schedule, load_card
 
     out = tmp_path / "run"
-    assert main(_cli_args(out, "--learn-noise", "vdm", "--noise-knots", "8")) == 0
+    assert main(train_args(out, "--learn-noise", "vdm", "--noise-knots", "8", sample_nfe=0)) == 0
     summary = json.loads((out / "train.json").read_text())
     assert summary["learn_noise"]["learner"]["learner"] == "vdm"
     assert (out / "noise_density.png").stat().st_size > 0

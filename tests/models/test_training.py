@@ -233,11 +233,11 @@ def test_resume_skips_an_unreadable_newest_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_a_diverging_run_fails_in_one_line_and_leaves_nothing(tmp_path, capsys):
+def test_cli_a_diverging_run_fails_in_one_line_and_leaves_nothing(tmp_path, capsys, train_args):
     from schedopt.cli import main
 
     out = tmp_path / "run"
-    assert main(_train_args(out, "--lr", "1e9")) == 1
+    assert main(train_args(out, "--lr", "1e9")) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "training loss became nan at step 10" in err[0], err
     assert "(now --lr 1e+09)" in err[0]
@@ -329,21 +329,13 @@ def test_bad_data():
 # ---- the command line ---------------------------------------------------------------------
 
 
-def _train_args(out, *extra):
-    return [
-        "train", "--dataset", "ring", "--out", str(out), "--num-train", "512", "--steps", "20",
-        "--batch-size", "32", "--width", "16", "--depth", "1", "--checkpoint-every", "10",
-        "--log-every", "10", "--sample-nfe", "3", "--num-samples", "16", "--no-progress", *extra,
-    ]  # fmt: skip
-
-
 @pytest.mark.slow
-def test_cli_train_writes_a_loadable_model_and_resumes(tmp_path, capsys):
+def test_cli_train_writes_a_loadable_model_and_resumes(tmp_path, capsys, train_args):
     from schedopt.cli import main
     from schedopt.models.nnx_adapter import load_denoiser, read_network_metadata
 
     out = tmp_path / "run"
-    assert main(_train_args(out, "--noise", "schedule:cosine", "--weighting", "vdm")) == 0
+    assert main(train_args(out, "--noise", "schedule:cosine", "--weighting", "vdm")) == 0
     summary = json.loads((out / "train.json").read_text())
     assert summary["steps"] == 20 and summary["noise"]["schedule"]["family"] == "cosine"
     assert summary["samples"]["nfe"] <= 3 and (out / "samples.png").stat().st_size > 0
@@ -352,14 +344,14 @@ def test_cli_train_writes_a_loadable_model_and_resumes(tmp_path, capsys):
     assert jax.jit(lambda d: d(jnp.zeros((2, 2)), 1.0))(den).shape == (2, 2)
     # the same command with more steps continues from the checkpoint at step 20
     assert (
-        main(_train_args(out, "--noise", "schedule:cosine", "--weighting", "vdm", "--steps", "30"))
+        main(train_args(out, "--noise", "schedule:cosine", "--weighting", "vdm", "--steps", "30"))
         == 0
     )
     steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert steps == [10, 20, 30]
     # other settings against the same checkpoints: a clear error, exit code 2
     capsys.readouterr()
-    assert main(_train_args(out, "--steps", "40")) == 2
+    assert main(train_args(out, "--steps", "40")) == 2
     assert "different settings" in capsys.readouterr().err
 
 
@@ -374,8 +366,8 @@ def test_cli_train_writes_a_loadable_model_and_resumes(tmp_path, capsys):
         (["--devices", "0"], "argument --devices: must be an integer from 1"),
     ],
 )
-def test_cli_train_errors(tmp_path, capsys, extra, match):
+def test_cli_train_errors(tmp_path, capsys, extra, match, train_args):
     from schedopt.cli import main
 
-    assert main(_train_args(tmp_path / "run", *extra)) == 2
+    assert main(train_args(tmp_path / "run", *extra)) == 2
     assert match in capsys.readouterr().err
