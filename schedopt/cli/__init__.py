@@ -223,6 +223,9 @@ def _run(argv: list[str]) -> int:
     configure_compile_cache(disabled=args.no_compile_cache)
     rest = argv[argv.index(args.command) + 1 :]
     args.given = explicit_options(parser.subcommands[args.command], rest, args)
+    from ._common import plain_ints
+
+    plain_ints(args)
     prefix = f"schedopt {args.command}: error:"
     from ._common import DEPRECATED
 

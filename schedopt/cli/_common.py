@@ -85,8 +85,16 @@ def add_steps_option(parser, *, default, help: str, alias: bool = True) -> None:
     The two are mutually exclusive."""
     group = parser.add_mutually_exclusive_group()
     kind = int_range(1, MAX_STEPS)
+
+    def given(text: str) -> int:
+        # argparse counts an option as given only if its value `is not` the default, and
+        # CPython caches small ints: a fresh subclass instance makes `--num-steps 10`
+        # conflict with `--nfe` even where 10 is the default (plain_ints() undoes it)
+        return ExplicitInt(kind(text))
+
+    given.__name__ = kind.__name__
     group.add_argument(
-        "--num-steps", dest="num_steps", type=kind, default=default, metavar="N", help=help
+        "--num-steps", dest="num_steps", type=given, default=default, metavar="N", help=help
     )
     if alias:
         group.add_argument(
@@ -103,6 +111,17 @@ def add_steps_option(parser, *, default, help: str, alias: bool = True) -> None:
             ),
             help="deprecated spelling of --num-steps (the same number of steps)",
         )
+
+
+class ExplicitInt(int):
+    """An int read from the command line (see :func:`add_steps_option`)."""
+
+
+def plain_ints(args) -> None:
+    """Turn every :class:`ExplicitInt` of the parsed ``args`` back into an ``int``."""
+    for name, value in vars(args).items():
+        if type(value) is ExplicitInt:
+            setattr(args, name, int(value))
 
 
 def add_deprecated_alias(group, old: str, new: str, dest: str, **kwargs) -> None:

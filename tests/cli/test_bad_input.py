@@ -42,6 +42,9 @@ CASES = [
     # --nfe: the deprecated spelling of --num-steps (the same number, with a warning)
     ([*OPT, "--nfe", "0"], 2, "argument --nfe: must be an integer from 1 to 10000, got '0'"),
     ([*OPT, "--nfe", "4", "--num-steps", "4"], 2, "--num-steps: not allowed with argument --nfe"),
+    # 10 is --num-steps' default (and a cached small int): still refused, in either order
+    ([*OPT, "--nfe", "4", "--num-steps", "10"], 2, "--num-steps: not allowed with argument --nfe"),
+    ([*OPT, "--num-steps", "10", "--nfe", "4"], 2, "--nfe: not allowed with argument --num-steps"),
     ([*OPT, "--nfe", "4", "--family", "edm", "--num-knots", "8"], 2, "warning: --nfe is deprec"),
     ([*OPT, "--solver", "magic"], 2, "--solver 'magic' is not a solver of --objective gaussian"),
     ([*OPT, "--final", "max"], 2, "argument --final: invalid choice: 'max'"),
