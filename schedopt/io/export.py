@@ -453,18 +453,18 @@ def default_output(
     endpoints: str | None = None,
     process: str | None = None,
 ) -> Path:
-    """``RUN_DIR/exports/<format>-nfe<N>[-<model>-<endpoints>][-<process>].<ext>``.
+    """``RUN_DIR/exports/<format>-steps<N>[-<model>-<endpoints>][-<process>].<ext>``.
 
     Every setting that changes the content is in the name, so exports never overwrite
     each other (the folder is the card file's when given a file).
 
     >>> default_output("runs/a", "diffusers", 20, model="scaled-linear").name
-    'diffusers-nfe20-scaled-linear-rescale.json'
+    'diffusers-steps20-scaled-linear-rescale.json'
     """
     check_choice("format", format, FORMATS)
     run_dir = Path(run_dir)
     folder = run_dir if run_dir.is_dir() or not run_dir.suffix else run_dir.parent
-    parts = [format, f"nfe{num_steps}"]
+    parts = [format, f"steps{num_steps}"]
     name = resolve_model(model)[0]
     if name is not None:
         parts += [name, endpoints or "rescale"]

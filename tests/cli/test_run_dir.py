@@ -101,9 +101,9 @@ def test_stale_temporaries_of_killed_runs_are_removed(tmp_path):
     for path in stale[1:]:
         path.write_text("partial")
     (out / "exports").mkdir()
-    export_tmp = out / "exports" / f".k-diffusion-nfe9.json.{dead}.q1.tmp"
+    export_tmp = out / "exports" / f".k-diffusion-steps9.json.{dead}.q1.tmp"
     export_tmp.write_text("partial")
-    live = out / "exports" / f".k-diffusion-nfe9.json.{os.getpid()}.q2.tmp"
+    live = out / "exports" / f".k-diffusion-steps9.json.{os.getpid()}.q2.tmp"
     live.write_text("being written")  # a live writer's: kept
     assert optimize(out, "--iterations", "5") == 0
     assert not any(p.exists() for p in [*stale, export_tmp]) and live.exists()

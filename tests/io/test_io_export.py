@@ -208,8 +208,8 @@ def test_default_file_names_keep_every_setting_apart(tmp_path):
         default_output(tmp_path, "diffusers", 20, process="flow").name,
     }
     assert len(names) == 6
-    assert default_output(tmp_path, "k-diffusion", 20).name == "k-diffusion-nfe20.json"
-    assert default_output(tmp_path, "comfyui", 20).name == "comfyui-nfe20.txt"
+    assert default_output(tmp_path, "k-diffusion", 20).name == "k-diffusion-steps20.json"
+    assert default_output(tmp_path, "comfyui", 20).name == "comfyui-steps20.txt"
     assert default_output(tmp_path / "schedule.json", "numpy", 5).parent == tmp_path / "exports"
 
 
@@ -239,7 +239,7 @@ def test_cli_export_from_a_run_directory(tmp_path, capsys):
     save_card(tmp_path / "schedule.json", make_card(schedule, num_steps=10))
     argv = ["export", str(tmp_path), "--format", "diffusers", "--num-steps", "8"]
     assert main(argv + ["--model", "scaled-linear"]) == 0
-    out_path = tmp_path / "exports" / "diffusers-nfe8-scaled-linear-rescale.json"
+    out_path = tmp_path / "exports" / "diffusers-steps8-scaled-linear-rescale.json"
     data = json.loads(out_path.read_text())
     assert len(data["timesteps"]) == 8
     printed = capsys.readouterr().out
@@ -249,7 +249,7 @@ def test_cli_export_from_a_run_directory(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "lie above the model's range [0.0291672, 14.6146]" in err and "zero-length" in err
     assert main(["export", str(tmp_path), "--format", "k-diffusion"]) == 0
-    assert (tmp_path / "exports" / "k-diffusion-nfe10.json").is_file()
+    assert (tmp_path / "exports" / "k-diffusion-steps10.json").is_file()
     # sizes are bounded: 4,000,000 steps once wrote 1747 zero-length ones
     assert main(["export", str(tmp_path), "--format", "k-diffusion", "--num-steps", "4000000"]) == 2
     assert "argument --num-steps: must be an integer from 1 to 10000" in capsys.readouterr().err
@@ -257,13 +257,13 @@ def test_cli_export_from_a_run_directory(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--format", "k-diffusion", "--nfe", "6"]) == 0
     captured = capsys.readouterr()
     assert "warning: --nfe is deprecated: write --num-steps" in captured.err
-    assert len(json.loads((tmp_path / "exports" / "k-diffusion-nfe6.json").read_text())) == 7
+    assert len(json.loads((tmp_path / "exports" / "k-diffusion-steps6.json").read_text())) == 7
 
 
 def test_cli_process_reexpresses_a_card_and_endpoints_need_a_model(tmp_path, capsys):
     save_card(tmp_path / "schedule.json", make_card(EDM(), num_steps=4, process="ve"))
     assert main(["export", str(tmp_path), "--format", "diffusers", "--process", "flow"]) == 0
-    data = json.loads((tmp_path / "exports" / "diffusers-nfe4-flow.json").read_text())
+    data = json.loads((tmp_path / "exports" / "diffusers-steps4-flow.json").read_text())
     s = np.asarray(data["sigmas"][:-1])
     np.testing.assert_allclose(data["flow_sigmas"], s / (1 + s))
     assert "process 'flow'" in capsys.readouterr().out
@@ -316,6 +316,6 @@ def test_a_learned_range_is_kept_by_default(tmp_path, capsys):
     )
     assert "clipped the card's levels" in capsys.readouterr().out
     sigmas = json.loads(
-        (tmp_path / "exports" / "k-diffusion-nfe4-range0.01-80.0-clip.json").read_text()
+        (tmp_path / "exports" / "k-diffusion-steps4-range0.01-80.0-clip.json").read_text()
     )
     np.testing.assert_allclose(sigmas, np.asarray(grid(ranged, 4, "zero")), rtol=1e-6)
