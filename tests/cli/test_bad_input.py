@@ -228,6 +228,8 @@ CASES = [
     ([*TRAIN, "--steps", "0"], 2, "argument --steps: must be an integer from 1 to 10000000"),
     ([*TRAIN, "--batch-size", "0"], 2, "argument --batch-size: must be an integer from 1"),
     ([*TRAIN, "--lr", "-1"], 2, "argument --lr: must be a number > 0, got '-1'"),
+    ([*TRAIN, "--devices", "0"], 2, "argument --devices: must be an integer from 1 to 4096"),
+    ([*TRAIN, "--devices", "64"], 2, "--devices 64: this machine has 1 local device(s)"),
     ([*TRAIN, "--noise", "gauss"], 2, "--noise must be one of"),
     ([*TRAIN, "--noise", "schedule:nope"], 2, "--noise schedule:FAMILY needs one of"),
     ([*TRAIN, "--weighting", "heavy"], 2, "argument --weighting: invalid choice: 'heavy'"),
