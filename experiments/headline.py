@@ -491,6 +491,7 @@ def plot(summary: list[dict], target: str, path: Path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     sub = [c for c in summary if c["target"] == target]
     solvers = [s for s in SOLVERS if any(c["solver"] == s for c in sub)]
@@ -505,6 +506,8 @@ def plot(summary: list[dict], target: str, path: Path):
             ci = np.asarray([c[f"{key}_ci"] or 0.0 for c in cells], float)
             ax.errorbar(nfe, value, yerr=ci, marker="o", ms=3, lw=1, capsize=2, label=label)
         ax.set(xscale="log", yscale="log", title=solver, xlabel="NFE")
+        ax.set_xticks(nfe, [str(n) for n in nfe])  # the budgets, not log-scale minor labels
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_ylabel(cells[0]["metric"] if cells else "")
     for ax in list(axes.flat)[len(solvers) :]:
         ax.axis("off")
