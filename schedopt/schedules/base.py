@@ -189,13 +189,23 @@ class AbstractRescaledSchedule(AbstractEndpointSchedule):
         return lerp_logsnr(pin_ends(t, f), self.logsnr_max, self.logsnr_min)
 
 
-def pin_ends(t: Array, fraction: Array) -> Array:
-    """``fraction`` with ``f(0) = 0`` and ``f(1) = 1`` enforced exactly.
+def pin_ends(t: Array, value: Array, at_zero=0.0, at_one=1.0, *, slope_of=None) -> Array:
+    """``value`` with ``v(0) = at_zero`` and ``v(1) = at_one`` enforced exactly, keeping
+    the derivative of ``slope_of`` (default ``value``) there, forward and reverse mode.
 
     Vector and scalar evaluations of the same curve may round differently in XLA, so the
-    normalised fraction can miss 0 or 1 by an ulp; the ends are pinned here.
+    normalised fraction can miss 0 or 1 by an ulp; the ends are pinned here. A plain
+    ``where`` would also zero ``lam'(t)`` at the ends (a constant has no derivative), which
+    the samplers that step with ``lam'`` (Euler–Maruyama at ``t = 1``) must not see; the
+    pinned ends carry ``value - stop_gradient(value)``, exactly 0 with ``value``'s derivative.
+
+    >>> f = lambda t: pin_ends(t, 2.0 * t + 1e-7)
+    >>> float(f(0.0)), float(jax.jvp(f, (0.0,), (1.0,))[1])
+    (0.0, 2.0)
     """
-    return jnp.where(t <= 0.0, 0.0, jnp.where(t >= 1.0, 1.0, fraction))
+    curve = value if slope_of is None else slope_of
+    slope = curve - jax.lax.stop_gradient(curve)  # 0, with the curve's derivative
+    return jnp.where(t <= 0.0, at_zero + slope, jnp.where(t >= 1.0, at_one + slope, value))
 
 
 def lerp_logsnr(fraction: Array, logsnr_max, logsnr_min) -> Array:

@@ -39,7 +39,7 @@ from .._checks import (
     check_strictly_decreasing,
 )
 from .._compile import fast_jit
-from .._interp import pchip_slopes
+from .._interp import clip_through, pchip_slopes
 from .base import AbstractEndpointSchedule, AbstractSchedule, pin_ends
 
 # Every increment keeps at least this share of the total, so ``f`` stays strictly
@@ -57,9 +57,10 @@ def monotone_logsnr(t: Array, fraction: Array, logsnr_max, logsnr_min) -> Array:
     >>> float(monotone_logsnr(jnp.array(0.5), jnp.array(0.25), 4.0, -4.0))
     2.0
     """
-    f = pin_ends(t, jnp.clip(fraction, 0.0, 1.0))
-    lam = jnp.clip(logsnr_max - f * (logsnr_max - logsnr_min), logsnr_min, logsnr_max)
-    return jnp.where(f >= 1.0, jnp.asarray(logsnr_min, lam.dtype), lam)
+    raw = logsnr_max - fraction * (logsnr_max - logsnr_min)
+    lam = clip_through(raw, logsnr_min, logsnr_max)
+    lam = jnp.where(fraction >= 1.0, jnp.asarray(logsnr_min, lam.dtype), lam)
+    return pin_ends(t, lam, logsnr_max, logsnr_min, slope_of=raw)
 
 
 class AbstractKnotSchedule(AbstractEndpointSchedule):
@@ -116,7 +117,7 @@ class AbstractKnotSchedule(AbstractEndpointSchedule):
         # Clipped to the knot interval it falls in: rounding in the interpolant cannot
         # then carry a value past a knot, so f is non-decreasing across knots.
         i = jnp.clip(jnp.searchsorted(times, t, side="right") - 1, 0, self.num_knots - 1)
-        f = jnp.clip(self._interpolate(t, fractions), fractions[i], fractions[i + 1])
+        f = clip_through(self._interpolate(t, fractions), fractions[i], fractions[i + 1])
         return monotone_logsnr(t, f, self.logsnr_max, self.logsnr_min)
 
     @classmethod
@@ -235,7 +236,7 @@ class MonotoneCubic(AbstractKnotSchedule):
         h = x[i + 1] - x[i]
         d = fractions[i + 1] - fractions[i]
         a, b = slopes[i] * h / d, slopes[i + 1] * h / d
-        s = jnp.clip((t - x[i]) / h, 0.0, 1.0)
+        s = clip_through((t - x[i]) / h, 0.0, 1.0)
         lower = fractions[i] + d * _hermite_shape(s, a, b)
         upper = fractions[i + 1] - d * _hermite_shape(1.0 - s, b, a)
         return jnp.where(s <= 0.5, lower, upper)

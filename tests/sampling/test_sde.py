@@ -20,7 +20,7 @@ from schedopt.sampling import (
     draw_noise,
     euler_maruyama,
 )
-from schedopt.schedules import EDM, PiecewiseLinear, VPLinear, grid, grid_times
+from schedopt.schedules import EDM, PiecewiseLinear, RangedSchedule, VPLinear, grid, grid_times
 
 C = jnp.array([0.02, 0.5, 3.0])
 MU = jnp.array([0.4, -1.0, 0.25])
@@ -202,6 +202,33 @@ def test_brownian_paths_block_time_gradients():
         0.2, t1
     )
     np.testing.assert_allclose(jax.grad(increment)(0.7), 0.5 / np.sqrt(0.5), rtol=1e-6)
+
+
+def test_first_step_drifts_by_the_schedules_slope_at_the_noisy_end():
+    # y' = y + h (-lam'(1)) (D(y, s_0) - y) in VE with no noise; lam'(1) by finite differences
+    with jax.enable_x64(True):
+        den, schedule = GaussianDenoiser(C, mean=MU), EDM()
+        y0 = jax.random.normal(jax.random.key(0), (2, D), jnp.float64)
+        times = jnp.array([1.0, 0.8])
+        out = euler_maruyama(
+            den, schedule, y0, jnp.zeros((1, 2, D)), times, process="ve", to_zero=False
+        )
+        rate = -(schedule.logsnr(1.0) - schedule.logsnr(1.0 - 1e-7)) / 1e-7
+        expected = y0 + 0.2 * rate * (den(y0, schedule.noise_level(1.0)) - y0)
+        np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_gradient_wrt_a_learned_range_is_finite():
+    schedule = RangedSchedule.from_schedule(EDM(), bounds=(0.002, 160.0), sigma_range=(0.1, 60.0))
+    den = GaussianDenoiser(C, mean=MU)
+    y0 = 60.0 * jax.random.normal(jax.random.key(0), (8, D))
+
+    def loss(logits):
+        s = eqx.tree_at(lambda r: r.range_logits, schedule, logits)
+        return jnp.mean((EulerMaruyama(4)(den, s, y0, jax.random.key(1)) - MU) ** 2)
+
+    grad = jax.jit(jax.grad(loss))(schedule.range_logits)
+    assert bool(jnp.all(jnp.isfinite(grad))) and bool(jnp.any(grad != 0))
 
 
 def test_gradient_wrt_schedule_and_kappa_matches_finite_differences():

@@ -90,6 +90,21 @@ def test_derivative_matches_finite_differences(schedule):
     assert bool(jnp.all(dlam < 0))
 
 
+def test_derivative_at_the_ends_and_knots_is_the_curves_own(schedule):
+    # lam'(t) at t = 0 and t = 1 (where the ends are pinned exactly) and at knots (where
+    # clips tie) is the curve's one-sided slope next to it, extrapolated linearly from
+    # t +- h and t +- 2h: not zero, nor half of it.
+    if isinstance(schedule, Laplace):
+        pytest.skip("lam' is unbounded at both ends")
+    at, side = jnp.array([0.0, 1.0]), jnp.array([1.0, -1.0])
+    if isinstance(schedule, (PiecewiseLinear, MonotoneCubic)):
+        knots = schedule.knot_times()[1:-1]
+        at, side = jnp.concatenate([at, knots]), jnp.concatenate([side, jnp.ones_like(knots)])
+    h = 1e-6
+    near = 2 * schedule.dlogsnr_dt(at + side * h) - schedule.dlogsnr_dt(at + 2 * side * h)
+    np.testing.assert_allclose(schedule.dlogsnr_dt(at), near, rtol=5e-3, atol=1e-3)
+
+
 def test_inverse_round_trips_and_differentiates(schedule):
     t = jnp.array([0.05, 0.3, 0.5, 0.77, 0.95])
     back = schedule.t_of_logsnr(schedule.logsnr(t))
