@@ -198,84 +198,37 @@ def optimize(
     >>> round(float(result.schedule.gamma), 1)  # the tangent law: gamma = sqrt(c)
     2.0
     """
-    if not isinstance(schedule, (AbstractSchedule, BudgetRanges)):
-        raise ValueError(
-            f"`schedule` must be an AbstractSchedule (or BudgetRanges), got "
-            f"{type(schedule).__name__}"
-        )
-    if not isinstance(objective, AbstractObjective):
-        raise ValueError(
-            f"`objective` must be an AbstractObjective, got {type(objective).__name__}"
-        )
-    total = check_positive_int("num_iterations", num_iterations)
-    chunk = check_positive_int("chunk_size", chunk_size)
-    if optimizer is None:
-        optimizer = _adam(check_positive_float("learning_rate", learning_rate))
+    total, chunk, optimizer, patience, host = _check_arguments(
+        schedule,
+        objective,
+        num_iterations,
+        chunk_size,
+        optimizer,
+        learning_rate,
+        validation,
+        patience,
+        checkpoint_dir,
+        loop,
+    )
     key = jax.random.key(seed) if key is None else key
-    if validation is not None and not callable(validation):
-        raise ValueError(f"`validation` must be callable or None, got {validation!r}")
-    if patience is not None:
-        patience = check_positive_int("patience", patience)
-        if validation is None:
-            raise ValueError("`patience` needs `validation` (early stopping validates)")
-    if validation is not None and checkpoint_dir is not None:
-        raise ValueError("`validation` cannot be combined with `checkpoint_dir` yet")
-
-    params, static = eqx.partition(schedule, eqx.is_inexact_array)
-    if not jax.tree_util.tree_leaves(params):
-        raise ValueError(
-            f"schedule {type(schedule).__name__} has no floating-point parameters to optimise"
-        )
-    if loop not in LOOPS:
-        raise ValueError(f"`loop` must be one of {', '.join(LOOPS)}, got loop={loop!r}")
-    host = loop == "host" or (loop == "auto" and bool(getattr(objective, "host_loop", False)))
-    run_chunk, evaluate = (_host_chunk(_run_step) if host else _run_chunk), _evaluate
-    if compiler_options:
-        step = filter_jit(_step, compiler_options)
-        run_chunk = _host_chunk(step) if host else filter_jit(_chunk, compiler_options)
-        evaluate = filter_jit(_evaluation, compiler_options)
+    params, static = _trainable(schedule)
+    run_chunk, evaluate = _compiled(host, compiler_options)
     opt_state = optimizer.init(params)
     losses = np.empty((total,), dtype=np.float64)
-    step, ckpt, log = 0, None, None
-    try:
-        if checkpoint_dir is not None:
-            from ..io.checkpoint import OptimizationCheckpointer  # orbax: only when checkpointing
-
-            ckpt = OptimizationCheckpointer(checkpoint_dir, every=checkpoint_every)
-            restored = ckpt.restore(
-                params=params, opt_state=opt_state, key=key, schedule=schedule, settings=settings
-            )
-            if restored is not None:
-                step, params, opt_state, key, history = restored
-                if step > total:
-                    raise ValueError(
-                        f"checkpoint_dir {str(checkpoint_dir)!r} holds step {step}, beyond "
-                        f"num_iterations={total}"
-                    )
-                losses[:step] = history["losses"][:step]
-        if log_path is not None:
-            log = _open_log(Path(log_path), losses[:step])
-    except BaseException:
-        if ckpt is not None:
-            ckpt.close()
-        raise
+    step, params, opt_state, key, ckpt, log = _start(
+        checkpoint_dir,
+        checkpoint_every,
+        log_path,
+        settings,
+        schedule,
+        params,
+        opt_state,
+        key,
+        losses,
+    )
     started = time.perf_counter()
-    validate = None if validation is None else eqx.filter_jit(validation)
-    history, best, stale = [], None, 0
-
-    def check(at: int) -> bool:
-        """Validate the current iterate; True when the run should stop."""
-        nonlocal best, stale
-        value = float(validate(eqx.combine(params, static)))
-        history.append((at, value))
-        if best is None or value < best[1]:
-            best, stale = (at, value, params), 0
-        else:
-            stale += 1
-        return patience is not None and stale >= patience
-
-    if validate is not None:
-        check(step)
+    stopping = _EarlyStopping(validation, patience, static)
+    stopping.check(step, params)
     try:
         with tqdm(
             total=total, initial=step, disable=not progress, desc="optimize", unit="step"
@@ -297,17 +250,8 @@ def optimize(
                 )
                 chunk_losses = np.asarray(chunk_losses, dtype=np.float64)[:length]
                 losses[step : step + length] = chunk_losses
-                if not np.all(np.isfinite(chunk_losses)):
-                    bad = step + int(np.argmax(~np.isfinite(chunk_losses)))
-                    raise OptimizationError(
-                        f"the loss became non-finite at step {bad} ({losses[bad]!r}); "
-                        f"lower the learning rate (learning_rate={learning_rate!r}) "
-                        "or check the objective"
-                    )
-                if log is not None:
-                    for i, value in enumerate(chunk_losses):
-                        log.write(json.dumps({"step": step + i, "loss": float(value)}) + "\n")
-                    log.flush()
+                _check_finite(chunk_losses, step, learning_rate)
+                _append_log(log, step, chunk_losses)
                 step += length
                 if ckpt is not None:
                     ckpt.save(
@@ -323,16 +267,12 @@ def optimize(
                     )
                 bar.update(length)
                 bar.set_postfix(loss=f"{chunk_losses[-1]:.4g}")
-                if validate is not None and check(step):
+                if stopping.check(step, params):
                     break
-        if best is not None:
-            params = best[2]
+        params = stopping.best_params(params)
         final = float(evaluate(params, static, objective, jax.random.fold_in(key, total)))
     finally:
-        if log is not None:
-            log.close()
-        if ckpt is not None:
-            ckpt.close()
+        _close(log, ckpt)
     if not np.isfinite(final):
         raise OptimizationError(f"the optimised schedule has a non-finite loss ({final!r})")
     return OptimizeResult(
@@ -341,6 +281,156 @@ def optimize(
         final_loss=final,
         num_iterations=step,
         seconds=time.perf_counter() - started,
-        validation=tuple(history),
-        best_step=None if best is None else best[0],
+        validation=tuple(stopping.history),
+        best_step=stopping.best_step,
     )
+
+
+# ---- the parts of optimize ------------------------------------------------------------
+
+
+def _check_arguments(
+    schedule,
+    objective,
+    num_iterations,
+    chunk_size,
+    optimizer,
+    learning_rate,
+    validation,
+    patience,
+    checkpoint_dir,
+    loop,
+):
+    """Every argument check of :func:`optimize`; returns ``(num_iterations, chunk_size,
+    optimizer, patience, host)`` with the defaults filled in (``host``: step from Python)."""
+    if not isinstance(schedule, (AbstractSchedule, BudgetRanges)):
+        raise ValueError(
+            f"`schedule` must be an AbstractSchedule (or BudgetRanges), got "
+            f"{type(schedule).__name__}"
+        )
+    if not isinstance(objective, AbstractObjective):
+        raise ValueError(
+            f"`objective` must be an AbstractObjective, got {type(objective).__name__}"
+        )
+    total = check_positive_int("num_iterations", num_iterations)
+    chunk = check_positive_int("chunk_size", chunk_size)
+    if optimizer is None:
+        optimizer = _adam(check_positive_float("learning_rate", learning_rate))
+    if validation is not None and not callable(validation):
+        raise ValueError(f"`validation` must be callable or None, got {validation!r}")
+    if patience is not None:
+        patience = check_positive_int("patience", patience)
+        if validation is None:
+            raise ValueError("`patience` needs `validation` (early stopping validates)")
+    if validation is not None and checkpoint_dir is not None:
+        raise ValueError("`validation` cannot be combined with `checkpoint_dir` yet")
+    if loop not in LOOPS:
+        raise ValueError(f"`loop` must be one of {', '.join(LOOPS)}, got loop={loop!r}")
+    host = loop == "host" or (loop == "auto" and bool(getattr(objective, "host_loop", False)))
+    return total, chunk, optimizer, patience, host
+
+
+def _trainable(schedule):
+    """``eqx.partition`` into the floating-point arrays that are fitted and the rest."""
+    params, static = eqx.partition(schedule, eqx.is_inexact_array)
+    if not jax.tree_util.tree_leaves(params):
+        raise ValueError(
+            f"schedule {type(schedule).__name__} has no floating-point parameters to optimise"
+        )
+    return params, static
+
+
+def _compiled(host: bool, compiler_options: dict | None):
+    """``(run_chunk, evaluate)``: the shared compiled functions, or ones compiled with
+    ``compiler_options``."""
+    if not compiler_options:
+        return (_host_chunk(_run_step) if host else _run_chunk), _evaluate
+    if host:
+        run_chunk = _host_chunk(filter_jit(_step, compiler_options))
+    else:
+        run_chunk = filter_jit(_chunk, compiler_options)
+    return run_chunk, filter_jit(_evaluation, compiler_options)
+
+
+def _start(checkpoint_dir, every, log_path, settings, schedule, params, opt_state, key, losses):
+    """Restore the newest checkpoint in ``checkpoint_dir`` (if any; its losses fill
+    ``losses``) and open the log; ``(step, params, opt_state, key, checkpointer, log)``."""
+    step, ckpt, log = 0, None, None
+    try:
+        if checkpoint_dir is not None:
+            from ..io.checkpoint import OptimizationCheckpointer  # orbax: only when checkpointing
+
+            ckpt = OptimizationCheckpointer(checkpoint_dir, every=every)
+            restored = ckpt.restore(
+                params=params, opt_state=opt_state, key=key, schedule=schedule, settings=settings
+            )
+            if restored is not None:
+                step, params, opt_state, key, history = restored
+                if step > losses.shape[0]:
+                    raise ValueError(
+                        f"checkpoint_dir {str(checkpoint_dir)!r} holds step {step}, beyond "
+                        f"num_iterations={losses.shape[0]}"
+                    )
+                losses[:step] = history["losses"][:step]
+        if log_path is not None:
+            log = _open_log(Path(log_path), losses[:step])
+    except BaseException:
+        _close(None, ckpt)
+        raise
+    return step, params, opt_state, key, ckpt, log
+
+
+def _close(log, ckpt) -> None:
+    if log is not None:
+        log.close()
+    if ckpt is not None:
+        ckpt.close()
+
+
+def _check_finite(chunk_losses: np.ndarray, step: int, learning_rate) -> None:
+    """Raise :class:`OptimizationError` naming the first step of the chunk (which starts
+    at ``step``) whose loss is non-finite."""
+    if not np.all(np.isfinite(chunk_losses)):
+        i = int(np.argmax(~np.isfinite(chunk_losses)))
+        raise OptimizationError(
+            f"the loss became non-finite at step {step + i} ({chunk_losses[i]!r}); "
+            f"lower the learning rate (learning_rate={learning_rate!r}) or check the objective"
+        )
+
+
+def _append_log(log, step: int, chunk_losses: np.ndarray) -> None:
+    if log is not None:
+        for i, value in enumerate(chunk_losses):
+            log.write(json.dumps({"step": step + i, "loss": float(value)}) + "\n")
+        log.flush()
+
+
+class _EarlyStopping:
+    """The best validated iterate so far and the count of validations without a lower
+    value; without ``validation`` it validates nothing and never stops."""
+
+    def __init__(self, validation, patience, static):
+        self.validate = None if validation is None else eqx.filter_jit(validation)
+        self.patience, self.static = patience, static
+        self.history: list[tuple[int, float]] = []
+        self.best: tuple[int, float, object] | None = None
+        self.stale = 0
+
+    def check(self, at: int, params) -> bool:
+        """Validate the iterate of step ``at``; ``True`` when the run should stop."""
+        if self.validate is None:
+            return False
+        value = float(self.validate(eqx.combine(params, self.static)))
+        self.history.append((at, value))
+        if self.best is None or value < self.best[1]:
+            self.best, self.stale = (at, value, params), 0
+        else:
+            self.stale += 1
+        return self.patience is not None and self.stale >= self.patience
+
+    def best_params(self, params):
+        return params if self.best is None else self.best[2]
+
+    @property
+    def best_step(self) -> int | None:
+        return None if self.best is None else self.best[0]
