@@ -238,7 +238,9 @@ def main(argv=None) -> dict:
     p.add_argument("--selection-seeds", type=int, default=2)
     p.add_argument("--eval-seeds", type=int, default=10)
     p.add_argument("--eval-samples", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, leaving the cores to JAX)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1, leaving the cores to JAX)"
+    )
     p.add_argument("--smoke", action="store_true", help="tiny run for the tests")
     args = p.parse_args(argv)
     import torch
