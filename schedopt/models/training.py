@@ -10,36 +10,38 @@ exponential moving average (EMA) of the weights. Everything random is derived fr
 ``fold_in(key(seed), step)``, so a run is deterministic given ``seed`` and a resumed run
 is identical to an uninterrupted one. Checkpoints (orbax) hold weights, EMA, optimizer
 state and the run's settings; progress shows as a tqdm bar (loss and rate) and each log
-record goes to a JSONL file.
+record goes to a JSONL file (both written and resumed by :mod:`._training_state`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import os
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import ArrayLike
 
 from .._checks import check_finite_float, check_positive_float, check_positive_int
-from ..io.atomic import atomic_write_bytes
-from ..io.checkpoint import CheckpointWarning, set_aside_steps
 from ..parallel import batch_mesh, check_batch_size, shard_batch
 from ..schedules.base import AbstractSchedule
+from ._training_state import (
+    append_log,
+    close_checkpoints,
+    learner_and_device_settings,
+    restore_or_start,
+    resume_log,
+    run_settings,
+    save_checkpoint,
+)
 from .nnx_adapter import NNXDenoiser
 from .noise import AbstractNoiseDistribution, check_weighting, noise_distribution
 from .noise_learning import AbstractNoiseLearner, FixedNoise, noise_learner
@@ -91,10 +93,6 @@ def default_optimizer(
     clip = check_positive_float("clip_norm", clip_norm)
     schedule = optax.linear_schedule(lr / warm, lr, warm)
     return optax.chain(optax.clip_by_global_norm(clip), optax.adam(schedule))
-
-
-def _fingerprint(data: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()[:16]
 
 
 def _per_sample(params, learner_params, rest, learner, stats, x0, key, *, graphdef):
@@ -180,21 +178,6 @@ def _train_step(
     return new, jnp.mean(losses), learner_loss
 
 
-def _settings(model, data, batch_size, noise, weighting, ema_decay, seed, optimizer_desc) -> dict:
-    config = model.config() if hasattr(model, "config") else {"class": type(model).__name__}
-    return {  # a learned noise adds "learn_noise" (runs without one resume as before)
-        "network": config,
-        "data_shape": list(data.shape),
-        "data_fingerprint": _fingerprint(data),
-        "batch_size": batch_size,
-        "noise": noise.describe(),
-        "weighting": weighting,
-        "ema_decay": ema_decay,
-        "seed": seed,
-        "optimizer": optimizer_desc,
-    }
-
-
 def train_denoiser(
     model: nnx.Module,
     data: ArrayLike,
@@ -252,14 +235,9 @@ def train_denoiser(
     >>> result.step
     20
     """
-    num_steps = check_positive_int("num_steps", num_steps)
-    batch_size = check_positive_int("batch_size", batch_size)
-    checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
-    log_every = check_positive_int("log_every", log_every)
-    ema_decay = check_finite_float("ema_decay", ema_decay)
-    if not 0.0 <= ema_decay < 1.0:
-        raise ValueError(f"`ema_decay` must be in [0, 1), got ema_decay={ema_decay!r}")
-    check_weighting(weighting)
+    num_steps, batch_size, checkpoint_every, log_every, ema_decay = _check_arguments(
+        num_steps, batch_size, checkpoint_every, log_every, ema_decay, weighting
+    )
     noise = noise_distribution(noise)
     data = _check_data(model, data)
     mesh = _data_mesh(devices, batch_size)
@@ -272,96 +250,63 @@ def train_denoiser(
     )
 
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    learned = learner if learn_noise is not None else None
+    learned = learner if learn_noise is not None else None  # logged and checkpointed
     state = _initial_state(params, optimizer, learned, learner_optimizer)
-    settings = _settings(model, data, batch_size, noise, weighting, ema_decay, seed, optimizer_desc)
-    if learned is not None:
-        settings["learn_noise"] = {
-            **learner.describe(),
-            "learning_rate": noise_learning_rate or learning_rate,
-        }
-    if mesh is not None:
-        settings["devices"] = mesh.size
-        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
-    manager = None
-    if checkpoint_dir is not None:
-        manager = _checkpoint_manager(checkpoint_dir)
-        try:
-            state = _maybe_restore(manager, checkpoint_dir, state, settings)
-        except BaseException:
-            manager.close()
-            raise
+    settings = run_settings(
+        model, data, batch_size, noise, weighting, ema_decay, seed, optimizer_desc
+    )
+    settings |= learner_and_device_settings(learned, noise_learning_rate or learning_rate, mesh)
+    state = _replicated(state, mesh)
+    manager, state = restore_or_start(checkpoint_dir, state, settings)
     start = int(state["step"])
-    history = _resume_log(log_path, start)
+    history = resume_log(log_path, start)
     if history and hasattr(hook, "resume"):
         hook.resume(history)  # a stateful hook continues from the kept records
 
-    step_fn = functools.partial(
-        _train_step,
-        rest=rest,
-        learner=learner,
-        base_key=jax.random.key(seed),
-        graphdef=graphdef,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        learner_optimizer=learner_optimizer,
-        ema_decay=ema_decay,
-        mesh=mesh,
+    step_fn = _step_function(
+        graphdef, rest, learner, seed, batch_size, optimizer, learner_optimizer, ema_decay, mesh
     )
-    data_device = jnp.asarray(data)
-    if mesh is not None:
-        data_device = jax.device_put(data_device, NamedSharding(mesh, PartitionSpec()))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=num_steps, initial=min(start, num_steps), unit="step", dynamic_ncols=True)
+    data_device = _replicated(jnp.asarray(data), mesh)
+    bar = _progress_bar(num_steps, start) if progress else None
     t_start = time.perf_counter()
     step = start
     try:
         while step < num_steps:
-            # chunks end on log and checkpoint boundaries
-            count = min(
-                log_every - step % log_every,
-                checkpoint_every - step % checkpoint_every,
-                num_steps - step,
-            )
+            count = _chunk_length(step, num_steps, log_every, checkpoint_every)
             t0 = time.perf_counter()
             state, record = _run_chunk(step_fn, state, data_device, count, learned)
             step += count
-            record = {
-                "step": step,
-                **record,
-                "steps_per_second": count / (time.perf_counter() - t0),
-                "elapsed_seconds": time.perf_counter() - t_start,
-            }
+            record = _timed_record(step, record, count, t0, t_start)
             if hook is not None:
                 record.update(hook(step, nnx.merge(graphdef, state["ema"], rest)) or {})
             history.append(record)
-            if log_path is not None:
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            if bar is not None:
-                bar.update(count)
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
+            append_log(log_path, record)
+            _show_progress(bar, count, record)
             if manager is not None and (step % checkpoint_every == 0 or step == num_steps):
-                _save(manager, step, state, settings)
+                save_checkpoint(manager, step, state, settings)
             if callback is not None:
                 callback(record)
     finally:
         if bar is not None:
             bar.close()
-        if manager is not None:
-            manager.wait_until_finished()
-            manager.close()
-    return TrainResult(
-        model=nnx.merge(graphdef, state["ema"], rest),
-        raw_model=nnx.merge(graphdef, state["params"], rest),
-        step=step,
-        history=history,
-        noise_learner=learned,
-        noise_state=state.get("noise"),
-    )
+        close_checkpoints(manager)
+    return _result(graphdef, rest, state, step, history, learned)
+
+
+# ---- arguments -------------------------------------------------------------------------
+
+
+def _check_arguments(num_steps, batch_size, checkpoint_every, log_every, ema_decay, weighting):
+    """The counts and ``ema_decay`` checked and converted, in that order; ``weighting`` checked."""
+    num_steps = check_positive_int("num_steps", num_steps)
+    batch_size = check_positive_int("batch_size", batch_size)
+    checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
+    log_every = check_positive_int("log_every", log_every)
+    ema_decay = check_finite_float("ema_decay", ema_decay)
+    if not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"`ema_decay` must be in [0, 1), got ema_decay={ema_decay!r}")
+    check_weighting(weighting)
+    return num_steps, batch_size, checkpoint_every, log_every, ema_decay
 
 
 def _data_mesh(devices, batch_size: int) -> Mesh | None:
@@ -404,42 +349,7 @@ def _check_data(model, data) -> np.ndarray:
     return data
 
 
-def _initial_state(params, optimizer, learner, learner_optimizer) -> dict:
-    """The training state at step 0: weights, their EMA, the optimiser's state and, with a
-    noise ``learner``, its state (``"noise"``) and its optimiser's."""
-    state = {
-        "params": params,
-        "ema": jax.tree.map(jnp.copy, params),
-        "opt_state": optimizer.init(params),
-        "step": jnp.asarray(0, jnp.int32),
-    }
-    if learner is not None:
-        state["noise"] = learner.init_state()
-        if learner_optimizer is not None:
-            state["noise"]["opt_state"] = learner_optimizer.init(state["noise"]["params"])
-    return state
-
-
-def _run_chunk(step_fn, state, data, count: int, learner) -> tuple[dict, dict]:
-    """``count`` steps, then one sync: the state and the log record's mean losses (and the
-    learned density, with a noise ``learner``); a non-finite loss raises."""
-    losses, learner_losses = [], []
-    for _ in range(count):
-        state, loss, learner_loss = step_fn(state, data)
-        losses.append(loss)
-        learner_losses.append(learner_loss)
-    loss = float(jnp.mean(jnp.stack(losses)))
-    if not np.isfinite(loss):
-        step = int(state["step"])
-        raise FloatingPointError(
-            f"training loss became {loss} at step {step}; lower the learning rate"
-        )
-    record = {"loss": loss}
-    if learner is not None:
-        record["learner_loss"] = float(jnp.mean(jnp.stack(learner_losses)))
-        noise = state["noise"]
-        record["noise_density"] = learner.logged_density(noise["params"], noise["stats"])
-    return state, record
+# ---- the run's parts -------------------------------------------------------------------
 
 
 def _noise_learner(learn_noise, noise, weighting, sigma_data, seed, rate, default_rate):
@@ -464,98 +374,115 @@ def _noise_learner(learn_noise, noise, weighting, sigma_data, seed, rate, defaul
     return learner, default_optimizer(rate)
 
 
-# ---- checkpoints and logs --------------------------------------------------------------
-
-
-def _checkpoint_manager(directory) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=2, create=True, enable_async_checkpointing=False
-    )
-    return ocp.CheckpointManager(Path(directory).absolute(), options=options)
-
-
-def _save(manager, step, state, settings):
-    manager.save(
-        step,
-        args=ocp.args.Composite(
-            train=ocp.args.StandardSave(state), settings=ocp.args.JsonSave(settings)
-        ),
-        force=True,
-    )
-
-
-def _maybe_restore(manager, directory, state, settings):
-    """The state of the newest readable checkpoint (after checking its settings), or
-    ``state`` when there is none. Unreadable newer steps are renamed ``unreadable-STEP``
-    with a :class:`~schedopt.io.checkpoint.CheckpointWarning`."""
-    directory = Path(directory).absolute()
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    unreadable = []
-    for step in sorted(manager.all_steps() or (), reverse=True):
-        where = directory / str(step)
-        try:
-            saved = manager.restore(step, args=ocp.args.Composite(settings=ocp.args.JsonRestore()))
-            saved = saved["settings"]
-        except Exception as e:
-            unreadable.append(
-                (
-                    step,
-                    f"cannot read the settings of checkpoint {where}: "
-                    f"{type(e).__name__}: {str(e)[:200]}",
-                )
-            )
-            continue
-        differ = sorted(k for k in settings if saved.get(k) != json.loads(json.dumps(settings[k])))
-        if differ:
-            details = "; ".join(
-                f"{k}: checkpoint {saved.get(k)!r} vs now {settings[k]!r}" for k in differ
-            )
-            raise ValueError(
-                f"checkpoint {where} was made with different settings ({details[:500]}); "
-                "use another checkpoint directory or the same settings"
-            )
-        try:
-            restored = manager.restore(
-                step, args=ocp.args.Composite(train=ocp.args.StandardRestore(abstract))
-            )
-        except Exception as e:
-            unreadable.append(
-                (
-                    step,
-                    f"cannot restore checkpoint {where} (corrupt or from "
-                    f"another model?): {type(e).__name__}: {str(e)[:200]}",
-                )
-            )
-            continue
-        if unreadable:
-            set_aside_steps(directory, [s for s, _ in unreadable])
-            manager.reload()
-            warnings.warn(
-                f"resumed from step {step}: {unreadable[0][1]}; renamed "
-                + ", ".join(f"unreadable-{s}" for s, _ in unreadable),
-                CheckpointWarning,
-                stacklevel=3,
-            )
-        return restored["train"]
-    if unreadable:
-        raise ValueError("; ".join(message for _, message in unreadable))
+def _initial_state(params, optimizer, learner, learner_optimizer) -> dict:
+    """The training state at step 0: weights, their EMA, the optimiser's state and, with a
+    noise ``learner``, its state (``"noise"``) and its optimiser's."""
+    state = {
+        "params": params,
+        "ema": jax.tree.map(jnp.copy, params),
+        "opt_state": optimizer.init(params),
+        "step": jnp.asarray(0, jnp.int32),
+    }
+    if learner is not None:
+        state["noise"] = learner.init_state()
+        if learner_optimizer is not None:
+            state["noise"]["opt_state"] = learner_optimizer.init(state["noise"]["params"])
     return state
 
 
-def _resume_log(log_path, start: int) -> list[dict]:
-    """Records of an existing JSONL log up to step ``start`` (later ones are dropped)."""
-    if log_path is None:
-        return []
-    log_path = Path(log_path)
-    kept = []
-    if log_path.exists() and start > 0:
-        for line in log_path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by an interruption
-            if record.get("step", 0) <= start:
-                kept.append(record)
-    text = "".join(json.dumps(r) + "\n" for r in kept)
-    atomic_write_bytes(log_path, text.encode())
-    return kept
+def _replicated(tree, mesh):
+    """``tree`` replicated on every device of ``mesh`` (as it is without one)."""
+    if mesh is None:
+        return tree
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def _step_function(
+    graphdef, rest, learner, seed, batch_size, optimizer, learner_optimizer, ema_decay, mesh
+):
+    """:func:`_train_step` with everything but ``(state, data)`` bound."""
+    return functools.partial(
+        _train_step,
+        rest=rest,
+        learner=learner,
+        base_key=jax.random.key(seed),
+        graphdef=graphdef,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        learner_optimizer=learner_optimizer,
+        ema_decay=ema_decay,
+        mesh=mesh,
+    )
+
+
+# ---- chunks of steps -------------------------------------------------------------------
+
+
+def _chunk_length(step: int, num_steps: int, log_every: int, checkpoint_every: int) -> int:
+    """Steps from ``step`` to the next log or checkpoint boundary (or the end)."""
+    return min(
+        log_every - step % log_every,
+        checkpoint_every - step % checkpoint_every,
+        num_steps - step,
+    )
+
+
+def _run_chunk(step_fn, state, data, count: int, learner) -> tuple[dict, dict]:
+    """``count`` steps, then one sync: the state and the log record's mean losses (and the
+    learned density, with a noise ``learner``); a non-finite loss raises."""
+    losses, learner_losses = [], []
+    for _ in range(count):
+        state, loss, learner_loss = step_fn(state, data)
+        losses.append(loss)
+        learner_losses.append(learner_loss)
+    loss = float(jnp.mean(jnp.stack(losses)))
+    if not np.isfinite(loss):
+        step = int(state["step"])
+        raise FloatingPointError(
+            f"training loss became {loss} at step {step}; lower the learning rate"
+        )
+    record = {"loss": loss}
+    if learner is not None:
+        record["learner_loss"] = float(jnp.mean(jnp.stack(learner_losses)))
+        noise = state["noise"]
+        record["noise_density"] = learner.logged_density(noise["params"], noise["stats"])
+    return state, record
+
+
+def _timed_record(step: int, record: dict, count: int, t0: float, t_start: float) -> dict:
+    """The log record of the chunk of ``count`` steps ending at ``step``, with its timing."""
+    return {
+        "step": step,
+        **record,
+        "steps_per_second": count / (time.perf_counter() - t0),
+        "elapsed_seconds": time.perf_counter() - t_start,
+    }
+
+
+def _result(graphdef, rest, state, step: int, history: list[dict], learner) -> TrainResult:
+    """The :class:`TrainResult` of the final ``state``."""
+    return TrainResult(
+        model=nnx.merge(graphdef, state["ema"], rest),
+        raw_model=nnx.merge(graphdef, state["params"], rest),
+        step=step,
+        history=history,
+        noise_learner=learner,
+        noise_state=state.get("noise"),
+    )
+
+
+# ---- progress --------------------------------------------------------------------------
+
+
+def _progress_bar(num_steps: int, start: int):
+    """A tqdm bar over ``num_steps`` steps, ``start`` of them done."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=num_steps, initial=min(start, num_steps), unit="step", dynamic_ncols=True)
+
+
+def _show_progress(bar, count: int, record: dict) -> None:
+    """Advance ``bar`` by ``count`` steps and show the record's loss (nothing without one)."""
+    if bar is not None:
+        bar.update(count)
+        bar.set_postfix(loss=f"{record['loss']:.4f}")
