@@ -258,19 +258,20 @@ def train_denoiser(
     settings |= learner_and_device_settings(learned, noise_learning_rate or learning_rate, mesh)
     state = _replicated(state, mesh)
     manager, state = restore_or_start(checkpoint_dir, state, settings)
-    start = int(state["step"])
-    history = resume_log(log_path, start)
-    if history and hasattr(hook, "resume"):
-        hook.resume(history)  # a stateful hook continues from the kept records
+    bar = None
+    try:  # the checkpoints are closed whatever fails from here on
+        start = int(state["step"])
+        history = resume_log(log_path, start)
+        if history and hasattr(hook, "resume"):
+            hook.resume(history)  # a stateful hook continues from the kept records
 
-    step_fn = _step_function(
-        graphdef, rest, learner, seed, batch_size, optimizer, learner_optimizer, ema_decay, mesh
-    )
-    data_device = _replicated(jnp.asarray(data), mesh)
-    bar = _progress_bar(num_steps, start) if progress else None
-    t_start = time.perf_counter()
-    step = start
-    try:
+        step_fn = _step_function(
+            graphdef, rest, learner, seed, batch_size, optimizer, learner_optimizer, ema_decay, mesh
+        )
+        data_device = _replicated(jnp.asarray(data), mesh)
+        bar = _progress_bar(num_steps, start) if progress else None
+        t_start = time.perf_counter()
+        step = start
         while step < num_steps:
             count = _chunk_length(step, num_steps, log_every, checkpoint_every)
             t0 = time.perf_counter()
