@@ -277,16 +277,24 @@ def ancestral_split(s, s_next, eta):
     """``(s_up, s_down)`` of one ancestral step from ``s`` to ``s_next`` (k-diffusion's
     ``get_ancestral_step``), used by the ancestral sampler and its exact Gaussian form.
 
-    ``s_up = min(s', eta s' sqrt(s^2 - s'^2) / s)`` (k-diffusion's
-    ``sqrt(s'^2 (s^2 - s'^2) / s^2)``, written so that its derivative at ``s' = 0`` is
-    finite), ``s_down = sqrt(s'^2 - s_up^2)``.
+    ``s_up = min(s', eta s' sqrt(1 - r^2))`` and ``s_down = sqrt(s'^2 - s_up^2)
+    = s' sqrt(max(1 - eta^2 (1 - r^2), 0))`` with ``r = s'/s`` (k-diffusion's
+    ``sqrt(s'^2 (s^2 - s'^2) / s^2)``, written so that both derivatives stay finite at
+    ``s' = 0``, a last step to the data, and at ``s' = s``).
 
     >>> [round(float(v), 4) for v in ancestral_split(2.0, 1.0, 1.0)]
     [0.866, 0.5]
     """
-    s_up = jnp.minimum(s_next, eta * s_next * jnp.sqrt(jnp.maximum(s**2 - s_next**2, 0.0)) / s)
-    s_down = jnp.sqrt(jnp.maximum(s_next**2 - s_up**2, 0.0))
+    r = s_next / s
+    s_up = jnp.minimum(s_next, eta * s_next * _sqrt0(1.0 - r**2))
+    s_down = s_next * _sqrt0(1.0 - eta**2 * (1.0 - r**2))
     return s_up, s_down
+
+
+def _sqrt0(x):
+    """``sqrt(max(x, 0))`` whose derivative is 0, not inf or NaN, at and below ``x = 0``."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
 
 
 class GaussianEulerMaruyama(AbstractGaussianSolver):

@@ -231,6 +231,22 @@ def test_gradient_wrt_a_learned_range_is_finite():
     assert bool(jnp.all(jnp.isfinite(grad))) and bool(jnp.any(grad != 0))
 
 
+@pytest.mark.parametrize("eta", [1.0, 0.5])
+def test_ancestral_gradient_wrt_every_level_matches_finite_differences(eta):
+    # the last step lands on s' = 0, where a plain sqrt(s'^2 - s_up^2) has an infinite slope
+    with jax.enable_x64(True):
+        den = GaussianDenoiser(C, mean=MU)
+        levels = jnp.array([20.0, 3.0, 0.6, 0.05, 0.0])
+        y0 = 20.0 * jax.random.normal(jax.random.key(0), (4, D), jnp.float64)
+        xi = jax.random.normal(jax.random.key(1), (4, 4, D), jnp.float64)
+        f = jax.jit(lambda lv: jnp.sum(ancestral(den, lv, y0, xi, eta=eta) ** 2))
+        grad = jax.jit(jax.grad(f))(levels)
+        h = 1e-6
+        fd = [(f(levels.at[i].add(h)) - f(levels.at[i].add(-h))) / (2 * h) for i in range(4)]
+        assert bool(jnp.all(jnp.isfinite(grad)))
+        np.testing.assert_allclose(grad[:4], fd, rtol=1e-5, atol=1e-6)
+
+
 def test_gradient_wrt_schedule_and_kappa_matches_finite_differences():
     with jax.enable_x64(True):
         den = GaussianDenoiser(C, mean=MU)
