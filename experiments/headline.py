@@ -228,8 +228,9 @@ class Strategies:
         pick = time.perf_counter() - started
         objective = self.args.objective or default_objective(self.target.name)
         label = f"{objective}+range@best"
-        out, seconds = fit_all(self.target, solver, n, self.args, {label: (objective, start)})
-        return out, {k: v + pick for k, v in seconds.items()}, {label: {"start": chosen}}
+        out, seconds, info = fit_all(self.target, solver, n, self.args, {label: (objective, start)})
+        extra = {label: {"start": chosen, **info.get(label, {})}}
+        return out, {k: v + pick for k, v in seconds.items()}, extra
 
     def all_nfe(self, solver: str, steps: list[int]) -> tuple[BudgetRanges | None, float]:
         """One fit of the objective summed over every budget's step count."""
@@ -571,6 +572,13 @@ def main(argv=None):
     p.add_argument(
         "--search-iterations", type=int, default=500, help="Adam steps of ays, dmn, gaussian-kl"
     )
+    p.add_argument(
+        "--validation-batch",
+        type=int,
+        default=512,
+        help="fresh samples validating a fit's start and iterates (0: keep the last iterate)",
+    )
+    p.add_argument("--validation-every", type=int, default=25, help="steps between validations")
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--objective-batch", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="the fits' seed")
@@ -600,7 +608,12 @@ def main(argv=None):
         args.solvers = "heun,dpmpp-2m" if args.solvers == ",".join(SOLVERS) else args.solvers
         args.seeds, args.eval_samples, args.iterations, args.objective_batch = 2, 256, 5, 64
         args.search_iterations = 20
+        args.validation_batch = min(args.validation_batch, 128)
         args.fit_nfe = args.fit_nfe or "3"
+    if args.validation_batch < 0:
+        raise ValueError(f"`--validation-batch` must be >= 0, got {args.validation_batch}")
+    if args.validation_every < 1:
+        raise ValueError(f"`--validation-every` must be >= 1, got {args.validation_every}")
     args.targets = _choices("--targets", args.targets, TARGETS)
     args.solvers = _choices("--solvers", args.solvers, SOLVERS)
     args.nfe = _ints("--nfe", args.nfe)

@@ -72,6 +72,7 @@ S_HI = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
 SEARCH_SAMPLES = 1000  # per candidate range of the grid search (one search seed)
 HELD_OUT_SEED = 10_000  # evaluation: HELD_OUT_SEED + i; range search: SEARCH_SEED + i
 SEARCH_SEED = 20_000
+VALIDATION_SEED = 30_000  # a fit's validation samples (with --validation-batch)
 #: Smallest batch of the Fréchet objective (twice the classifier's 64 features).
 FRECHET_MIN_BATCH = 128
 #: The hand-made and searched grids (every other strategy is a fit).
@@ -183,7 +184,7 @@ def cell_schedules(target, solver, n, args, fixed, search_metric):
     for name in chosen_objectives(target, args):
         starts[name] = (name, base)
         starts[f"{name}+range"] = (name, ranged)
-    fitted, fit_seconds = fit_all(target, solver, n, args, starts)
+    fitted, fit_seconds, _ = fit_all(target, solver, n, args, starts)
     out.update(fitted)
     seconds.update(fit_seconds)
     return out, seconds, search
@@ -196,7 +197,7 @@ def from_best_schedules(target, solver, n, args, pool, search_metric):
     chosen, start = best_start(pool, search_metric)
     pick = time.perf_counter() - started
     starts = {f"{name}+range@best": (name, start) for name in chosen_objectives(target, args)}
-    out, seconds = fit_all(target, solver, n, args, starts)
+    out, seconds, _ = fit_all(target, solver, n, args, starts)
     return out, {k: v + pick for k, v in seconds.items()}, chosen
 
 
@@ -211,13 +212,29 @@ def best_start(schedules: dict, score) -> tuple[str, object]:
     return name, RangedSchedule.from_schedule(shape, BOUNDS, sigma_range)
 
 
-def fit_all(target, solver, n, args, starts: dict) -> tuple[dict, dict]:
-    """``label -> (objective name, start)``: each fitted by Adam through the solver."""
-    out, seconds = {}, {}
+def fit_all(target, solver, n, args, starts: dict) -> tuple[dict, dict, dict]:
+    """``label -> (objective name, start)``: each fitted by Adam through the solver;
+    ``(schedules, seconds, info)``.
+
+    With ``args.validation_batch`` (> 0), the objective on that many fresh samples of
+    ``VALIDATION_SEED`` (never a search or held-out seed) validates the start and every
+    ``args.validation_every`` steps, and the best validated iterate is kept (``optimize``'s
+    ``validation``): a fit that does not beat its start on fresh samples returns the start.
+    ``info[label]`` then holds the kept step and the validation history.
+    """
+    out, seconds, info = {}, {}, {}
     sampler = make_sampler(solver, n)
+    validation_batch = getattr(args, "validation_batch", 0)
     for label, (name, start) in starts.items():
         started = time.perf_counter()
         objective = build_objective(name, target, sampler, args.objective_batch, args.seed)
+        options = {}
+        if validation_batch:
+            check = build_objective(name, target, sampler, validation_batch, args.seed + 1)
+            options = dict(
+                validation=lambda s, check=check: check(s, jax.random.key(VALIDATION_SEED)),
+                chunk_size=args.validation_every,
+            )
         try:
             result = optimize(
                 start,
@@ -226,13 +243,20 @@ def fit_all(target, solver, n, args, starts: dict) -> tuple[dict, dict]:
                 learning_rate=args.lr,
                 seed=args.seed,
                 progress=False,
+                **options,
             )
         except OptimizationError as e:
             print(f"  {label} failed ({target.name} {solver} {n} steps): {e}", flush=True)
             continue
         out[label], seconds[label] = result.schedule, time.perf_counter() - started
-        print(f"  {label}: {seconds[label]:.0f} s", flush=True)
-    return out, seconds
+        if validation_batch:
+            info[label] = {
+                "kept_step": result.best_step,
+                "validation": [[s, v] for s, v in result.validation],
+            }
+        kept = f", kept step {result.best_step}" if validation_batch else ""
+        print(f"  {label}: {seconds[label]:.0f} s{kept}", flush=True)
+    return out, seconds, info
 
 
 def best_edm_range(score):

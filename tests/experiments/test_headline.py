@@ -96,6 +96,11 @@ def test_smoke_run_has_every_strategy_reuses_equal_budgets_and_writes_the_headli
     lo, hi = headline.BOUNDS
     fits = [r for r in rows if r["strategy"] in ("all-nfe", "sliced-w2+range@best")]
     assert all(lo <= r["sigma_range"][0] < r["sigma_range"][1] <= hi for r in fits)
+    # the per-cell fit is validated on fresh samples from its start (step 0) on, and the
+    # kept iterate is one of the validated ones
+    for r in (r for r in fits if r["strategy"] == "sliced-w2+range@best"):
+        steps = [s for s, _ in r["validation"]]
+        assert steps[0] == 0 and steps[-1] == 5 and r["kept_step"] in steps
     summary = json.loads((tmp_path / "summary.json").read_text())["cells"]
     assert {(c["solver"], c["nfe"]) for c in summary} == set(by_cell)
     assert (tmp_path / "ring.png").stat().st_size > 0

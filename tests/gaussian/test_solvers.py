@@ -15,11 +15,13 @@ from schedopt.gaussian import (
     GaussianEulerMaruyama,
     Heun,
     Spectrum,
+    gaussian_kl,
     output_moments,
     sigma_grid,
     solver_from_name,
     step_grid,
 )
+from schedopt.gaussian.registry import SOLVERS
 from schedopt.schedules import EDM, Cosine
 
 C = np.array([0.05, 0.4, 1.0, 3.0])
@@ -192,3 +194,19 @@ def test_bad_input_names_the_argument(call, message):
 
 def test_nfe_counts():
     assert Euler().nfe(10) == 10 and Heun().nfe(10) == 19
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_kl_gradient_is_finite_with_tiny_eigenvalues_and_a_small_last_level(name):
+    # Eigenvalues down to 6e-6 (the digits spectrum's smallest) and EDM's last level 0.002
+    # before the step to 0: products such as (c + s^2)(c + s'^2)^3 underflow in float32,
+    # and a masked branch with an inf derivative turns a jnp.where's gradient into NaN.
+    spectrum = Spectrum(jnp.asarray([6.4e-6, 1e-4, 0.05, 2.8]))
+    grid = step_grid(EDM(), 5, derivative=True)
+
+    def kl(sigmas):
+        return gaussian_kl(spectrum, grid._replace(sigmas=sigmas), solver_from_name(name))
+
+    value, grad = jax.value_and_grad(kl)(grid.sigmas)
+    assert np.isfinite(float(value)), name
+    assert np.all(np.isfinite(np.asarray(grad))) and np.any(np.asarray(grad) != 0), name
