@@ -30,6 +30,7 @@ from .._table import format_table
 from ..baselines import BASELINES
 from ..schedules import (
     FAMILIES,
+    DecoupledTimes,
     MonotoneCubic,
     MonotoneMLP,
     PiecewiseLinear,
@@ -220,6 +221,15 @@ def register(subparsers, argv=()) -> None:
         "stays strictly inside (default: --sigma-min,--sigma-max; e.g. 0.002,160 lets the "
         "first level rise above 80)",
     )
+    p.add_argument(
+        "--time-inputs",
+        type=int_range(2, 64),
+        default=None,
+        metavar="K",
+        help="also learn the noise level the denoiser is told, apart from the level the "
+        "state moves through (DecoupledTimes: a log-offset, piecewise linear in log s on K "
+        "knots; sample-based objectives only; exporters refuse such a card)",
+    )
     p.add_argument("--iterations", type=int_range(1, MAX_ITERATIONS), default=1500)
     p.add_argument("--lr", type=float_range(0, open_lo=True), default=1e-2, help="Adam rate")
     p.add_argument("--seed", type=int_range(0, MAX_SEED), default=0)
@@ -310,6 +320,8 @@ def applicable_options(args) -> set[str]:
             dests.add("num_knots")
     if args.learn_range:
         dests |= {"learn_range", "range_bounds"}
+    if args.time_inputs is not None:
+        dests.add("time_inputs")
     dests |= set(plugin.OPTIONS)
     if hasattr(plugin, "solver_fields"):
         dests.add("solver")
@@ -498,7 +510,10 @@ def initial_schedule(args) -> object:
         else:
             start = cls.from_schedule(start, num_knots=args.num_knots)
     if args.learn_range:
-        return RangedSchedule.from_schedule(start, bounds=range_bounds(args))
+        start = RangedSchedule.from_schedule(start, bounds=range_bounds(args))
+    if args.time_inputs is not None:
+        span = range_bounds(args) if args.learn_range else (args.sigma_min, args.sigma_max)
+        start = DecoupledTimes.from_schedule(start, args.time_inputs, span)
     return start
 
 
@@ -549,6 +564,11 @@ def run(args) -> int:
     plugin = plugin_of(args)
     setup = as_setup(plugin.build(args), f"--objective {args.objective!r}")
     objective = setup.objective
+    if args.time_inputs is not None and not objective.runs_sampler:
+        raise ValueError(
+            f"--time-inputs does not apply to --objective {args.objective}: it sees only the "
+            "grid, never the levels the denoiser is told; use a sample-based objective"
+        )
     start = initial_schedule(args)
     settings = {"options": shaping_options(args), "fingerprint": setup.fingerprint}
     if resumed is not None and resumed.settings.get("fingerprint") != settings["fingerprint"]:
@@ -612,7 +632,9 @@ def run(args) -> int:
                 "(lowest loss on the held-out pairs)",
                 file=sys.stderr,
             )
-        rows = [["learned", f"schedopt ({args.family})", result.final_loss]]
+        label = args.family + (" + learned range" if args.learn_range else "")
+        label += f" + time inputs on {args.time_inputs} knots" if args.time_inputs else ""
+        rows = [["learned", f"schedopt ({label})", result.final_loss]]
         comparison = {"learned": result.final_loss}
         for name in setup.references:  # in their order (a compiled dict comes back sorted)
             value = float(values[name])
@@ -680,8 +702,10 @@ def early_stopping(args, objective) -> dict:
     return {"validation": objective.validation_loss, "patience": args.patience}
 
 
-def learned_range(schedule: RangedSchedule) -> dict:
+def learned_range(schedule: RangedSchedule | DecoupledTimes) -> dict:
     """The card's record of a learned range: the bounds and the levels it settled on."""
+    if isinstance(schedule, DecoupledTimes):
+        schedule = schedule.schedule
     return {
         "learned_range": {
             "sigma_min": float(schedule.sigma_min),

@@ -34,6 +34,7 @@ from jaxtyping import Array, Float
 
 from .._checks import check_choice, check_positive_float, check_positive_int, is_concrete
 from ..schedules.base import AbstractSchedule, grid_times
+from ..schedules.decoupled import is_decoupled
 from .chain import Start, deterministic_log_ratio, mean_offset, stochastic_chain
 
 
@@ -68,6 +69,11 @@ def step_grid(
     >>> step_grid(EDM(), 4, derivative=False).dlogsnr_dt is None
     True
     """
+    if is_decoupled(schedule):
+        raise ValueError(
+            "the Gaussian closed forms see only the grid, not the denoiser's time inputs of a "
+            "DecoupledTimes schedule; pass its inner `schedule`, or measure it with samples"
+        )
     t = grid_times(num_steps, final)
     if derivative:
         lam, dlam = schedule.logsnr_and_derivative(t)

@@ -52,6 +52,7 @@ import numpy as np
 
 from .._checks import check_choice, check_positive_int, check_sigma_range
 from ..schedules.base import AbstractSchedule
+from ..schedules.decoupled import DecoupledTimes
 from ..schedules.processes import PROCESSES
 from ..schedules.tabulated import Tabulated
 from .atomic import atomic_write_bytes, atomic_write_json
@@ -125,8 +126,31 @@ def resolve_model(model) -> tuple[str | None, Tabulated | None, tuple[float, flo
     )
 
 
+def _families(config) -> set[str]:
+    """Every schedule family named in a (nested) schedule config."""
+    if not isinstance(config, dict):
+        return set()
+    found = {config["family"]} if isinstance(config.get("family"), str) else set()
+    for value in (config.get("params") or {}).values():
+        found |= _families(value)
+    return found
+
+
+def _refuse_time_inputs(card: dict) -> None:
+    """Exporters carry a grid of levels only; a card whose schedule tells the denoiser other
+    levels (``DecoupledTimes``) cannot be exported without changing what it samples."""
+    if _families(card.get("schedule", {})) & {DecoupledTimes.family}:
+        raise ValueError(
+            "this card's schedule is a DecoupledTimes (the denoiser is told levels other "
+            "than the grid's), which diffusers, k-diffusion and ComfyUI grids cannot carry; "
+            "export its inner schedule (card['schedule']['params']['schedule']) instead, "
+            "knowing that it samples differently"
+        )
+
+
 def _regridded(card: dict, num_steps: int | None) -> dict:
     validate_card(card)
+    _refuse_time_inputs(card)
     steps = card["grid"]["num_steps"] if num_steps is None else num_steps
     steps = check_positive_int("num_steps", steps)
     card = regrid_card(card, steps, final="zero")

@@ -44,6 +44,14 @@ class AbstractObjective(eqx.Module):
         inside loops several times slower)."""
         return False
 
+    @property
+    def runs_sampler(self) -> bool:
+        """Whether the loss runs a sampler through the denoiser, so that a
+        :class:`~schedopt.schedules.DecoupledTimes`' time inputs reach it (objectives of the
+        grid alone, e.g. closed forms and bounds, leave its offsets without a gradient, and
+        :func:`~schedopt.optimize.optimize` refuses the pair)."""
+        return False
+
     def describe(self) -> dict:
         """JSON-able settings, recorded in schedule cards and logs.
 

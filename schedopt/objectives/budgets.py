@@ -106,6 +106,10 @@ class SumOverBudgets(AbstractObjective):
         """Whether any budget's objective steps from the host (see the base class)."""
         return any(o.host_loop for o in self.objectives)
 
+    @property
+    def runs_sampler(self) -> bool:
+        return all(o.runs_sampler for o in self.objectives)
+
     def __check_init__(self):
         if not self.objectives or not all(
             isinstance(o, AbstractObjective) for o in self.objectives

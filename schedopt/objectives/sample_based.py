@@ -42,6 +42,10 @@ class AbstractSampleObjective(AbstractObjective):
         oracle the host loop costs one dispatch a step, well under a millisecond)."""
         return True
 
+    @property
+    def runs_sampler(self) -> bool:
+        return True
+
     def _check_sample_settings(self) -> None:
         if not isinstance(self.sampler, AbstractSampler):
             raise ValueError(f"`sampler` must be an AbstractSampler, got sampler={self.sampler!r}")

@@ -221,6 +221,10 @@ class TrajectoryMatching(AbstractObjective):
         :attr:`AbstractObjective.host_loop`)."""
         return True
 
+    @property
+    def runs_sampler(self) -> bool:
+        return True
+
     def validation_loss(self, schedule: AbstractSchedule) -> Array:
         """The loss on the held-out pairs (no slack, all of them).
 

@@ -37,6 +37,7 @@ from ..io.atomic import atomic_write_bytes
 from ..objectives.base import AbstractObjective
 from ..objectives.budgets import BudgetRanges
 from ..schedules.base import AbstractSchedule
+from ..schedules.decoupled import DecoupledTimes
 
 #: ``optimize(loop=...)`` values.
 LOOPS = ("auto", "device", "host")
@@ -312,6 +313,12 @@ def _check_arguments(
         raise ValueError(
             f"`objective` must be an AbstractObjective, got {type(objective).__name__}"
         )
+    if _has_time_inputs(schedule) and not objective.runs_sampler:
+        raise ValueError(
+            f"`objective` {type(objective).__name__} sees only the grid, so the time-input "
+            "offsets of a DecoupledTimes schedule would get no gradient: fit it with a "
+            "sample-based objective (one that runs the sampler through the denoiser)"
+        )
     total = check_positive_int("num_iterations", num_iterations)
     chunk = check_positive_int("chunk_size", chunk_size)
     if optimizer is None:
@@ -434,3 +441,9 @@ class _EarlyStopping:
     @property
     def best_step(self) -> int | None:
         return None if self.best is None else self.best[0]
+
+
+def _has_time_inputs(tree) -> bool:
+    """Whether ``tree`` (a schedule or :class:`BudgetRanges`) holds a ``DecoupledTimes``."""
+    found = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, DecoupledTimes))
+    return any(isinstance(x, DecoupledTimes) for x in found)

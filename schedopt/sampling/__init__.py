@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .._checks import check_positive_int
 from .._deprecated import deprecated_getattr
-from .base import INITS, NOISES, AbstractSampler, draw_noise, initial_state
+from .base import INITS, NOISES, AbstractSampler, draw_noise, initial_state, time_inputs
 from .multistep import (
     IPNDM,
     MULTISTEP_SOLVERS,
@@ -141,5 +141,6 @@ __all__ = [
     "sampler_for_nfe",
     "solver_name",
     "solver_nfe",
+    "time_inputs",
     "unrolled_solve",
 ]

@@ -21,6 +21,7 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray
 from .._checks import check_choice
 from ..models.base import AbstractDenoiser
 from ..schedules.base import AbstractSchedule
+from ..schedules.decoupled import DecoupledTimes, is_decoupled
 from ..schedules.processes import VP
 
 NOISES = ("gaussian", "rademacher", "uniform")
@@ -148,3 +149,30 @@ def _require_key(sampler: AbstractSampler, key) -> PRNGKeyArray:
     if key is None:
         raise ValueError(f"the {sampler.name!r} sampler is stochastic: pass `key`")
     return key
+
+
+class _TimeInputDenoiser(AbstractDenoiser):
+    """``D(y, s exp(delta(log s)))``: ``denoiser`` told a :class:`DecoupledTimes`' levels."""
+
+    denoiser: AbstractDenoiser
+    schedule: DecoupledTimes
+
+    def __call__(self, y, noise_level):
+        return self.denoiser(y, self.schedule.denoiser_level(noise_level))
+
+
+def time_inputs(denoiser: AbstractDenoiser, schedule: AbstractSchedule) -> AbstractDenoiser:
+    """The denoiser a sampler calls on ``schedule``'s grid: ``denoiser`` itself, or for a
+    :class:`~schedopt.schedules.DecoupledTimes` the one told its decoupled levels. Every
+    sampler's ``__call__`` applies it.
+
+    >>> from schedopt.models import GaussianDenoiser
+    >>> from schedopt.schedules import EDM, DecoupledTimes
+    >>> d = GaussianDenoiser(jnp.ones(2))
+    >>> time_inputs(d, EDM()) is d
+    True
+    >>> shifted = DecoupledTimes(EDM(), jnp.array([0.5, 0.5]), (0.002, 80.0))
+    >>> round(float(time_inputs(d, shifted)(jnp.ones((1, 2)), 1.0)[0, 0]), 4)  # 1 / (1 + e)
+    0.2689
+    """
+    return _TimeInputDenoiser(denoiser, schedule) if is_decoupled(schedule) else denoiser

@@ -33,7 +33,7 @@ from .._checks import (
 )
 from ..models.base import AbstractDenoiser
 from ..schedules.base import FINALS, AbstractSchedule, grid_times
-from .base import AbstractSampler, _check_state
+from .base import AbstractSampler, _check_state, time_inputs
 from .multistep import (
     MULTISTEP_SOLVERS,
     AbstractMultistepSolver,
@@ -200,6 +200,7 @@ class ODESampler(AbstractSampler):
         return schedule.noise_level(grid_times(self.num_steps, self.final))
 
     def __call__(self, denoiser, schedule, y0, key=None):
+        denoiser = time_inputs(denoiser, schedule)
         del key
         return probability_flow(
             denoiser,

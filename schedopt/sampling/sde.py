@@ -41,7 +41,7 @@ from ..gaussian.solvers import ancestral_split
 from ..models.base import AbstractDenoiser
 from ..schedules.base import FINALS, AbstractSchedule, grid, grid_times
 from ..schedules.processes import VE, VP, AbstractProcess, process_from_name
-from .base import NOISES, AbstractSampler, _check_state, _require_key, draw_noise
+from .base import NOISES, AbstractSampler, _check_state, _require_key, draw_noise, time_inputs
 from .multistep import DPMSolverPPSDE, ProbabilityFlowTerm, solve_grid, unit_noise_term
 
 
@@ -247,6 +247,7 @@ class EulerMaruyama(AbstractSampler):
         return self.num_steps
 
     def __call__(self, denoiser, schedule, y0, key=None):
+        denoiser = time_inputs(denoiser, schedule)
         y0 = _check_state(y0)
         times = grid_times(self.num_steps, self.final)
         xi = draw_noise(
@@ -343,6 +344,7 @@ class Ancestral(AbstractSampler):
         return self.num_steps
 
     def __call__(self, denoiser, schedule, y0, key=None):
+        denoiser = time_inputs(denoiser, schedule)
         y0 = _check_state(y0)
         levels = grid(schedule, self.num_steps, self.final)
         xi = draw_noise(_require_key(self, key), (self.num_steps, *y0.shape), self.noise, y0.dtype)
@@ -429,6 +431,7 @@ class DPMSolverPP2MSDE(AbstractSampler):
         return self.num_steps
 
     def __call__(self, denoiser, schedule, y0, key=None):
+        denoiser = time_inputs(denoiser, schedule)
         y0 = _check_state(y0)
         levels = schedule.noise_level(grid_times(self.num_steps, self.final))
         shape = (levels.shape[0] - 1, *y0.shape)

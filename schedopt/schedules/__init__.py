@@ -7,6 +7,7 @@ from .base import (
     grid,
     grid_times,
 )
+from .decoupled import DecoupledTimes
 from .fixed import EDM, Cosine, Laplace, LogSNRLinear, Polyexponential, Tangent, VPLinear
 from .learnable import AbstractKnotSchedule, MonotoneCubic, MonotoneMLP, PiecewiseLinear
 from .processes import VE, VP, AbstractProcess, Flow, process_from_name
@@ -26,6 +27,7 @@ __all__ = [
     "AbstractRescaledSchedule",
     "AbstractSchedule",
     "Cosine",
+    "DecoupledTimes",
     "EDM",
     "FAMILIES",
     "Flow",

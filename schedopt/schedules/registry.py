@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .base import AbstractSchedule
+from .decoupled import DecoupledTimes
 from .fixed import EDM, Cosine, Laplace, LogSNRLinear, Polyexponential, Tangent, VPLinear
 from .learnable import MonotoneCubic, MonotoneMLP, PiecewiseLinear
 from .ranged import RangedSchedule
@@ -27,6 +28,7 @@ _CLASSES: tuple[type[AbstractSchedule], ...] = (
     MonotoneCubic,
     MonotoneMLP,
     RangedSchedule,
+    DecoupledTimes,
 )
 CLASSES: dict[str, type[AbstractSchedule]] = {c.family: c for c in _CLASSES}
 

@@ -50,3 +50,23 @@ def test_baseline_on_a_range(capsys):
     table = np.asarray(grid(Tabulated.scaled_linear(), 5, "zero"))[:-1]
     fraction = lambda s: np.log(s / s[-1]) / np.log(s[0] / s[-1])  # noqa: E731
     np.testing.assert_allclose(fraction(sigmas[:-1]), fraction(table), atol=1e-5)
+
+
+def test_optimize_learns_time_inputs_with_a_sample_objective_and_refuses_a_grid_one(tmp_path):
+    out = tmp_path / "run"
+    argv = ["optimize", "--objective", "sliced-w2", "--dataset", "ring", "--num-steps", "3"]
+    argv += ["--solver", "euler", "--batch-size", "64", "--num-data", "256", "--iterations", "5"]
+    argv += ["--lr", "0.05", "--learn-range", "--init", "ve", "--time-inputs", "4"]
+    assert main([*argv, "--no-progress", "--out", str(out)]) == 0
+    card = load_card(out / "schedule.json")
+    assert card["schedule"]["family"] == "decoupled"
+    assert card["settings"]["time_inputs"] == 4
+    assert "learned_range" in card["settings"]
+    schedule = card_schedule(card)
+    assert schedule.offsets.shape == (4,) and np.any(np.asarray(schedule.offsets) != 0)
+    assert isinstance(schedule.schedule, RangedSchedule)
+    export = ["export", "--card", str(out / "schedule.json"), "--format", "k-diffusion"]
+    assert main([*export, "--out", str(tmp_path / "sigmas.json")]) == 2
+    assert not (tmp_path / "sigmas.json").exists()
+    grid_only = ["optimize", "--eigenvalues", EIGENVALUES, "--time-inputs", "4"]
+    assert main([*grid_only, "--out", str(tmp_path / "kl")]) == 2

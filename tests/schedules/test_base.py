@@ -10,6 +10,7 @@ from schedopt.schedules import (
     VE,
     VP,
     Cosine,
+    DecoupledTimes,
     Flow,
     Laplace,
     LogSNRLinear,
@@ -45,6 +46,9 @@ ALL = {
     ),
     "ranged-table": RangedSchedule.from_schedule(
         Tabulated.scaled_linear(), bounds=(0.0292, 14.61), sigma_range=(0.1, 10.0)
+    ),
+    "decoupled-cubic": DecoupledTimes(
+        MonotoneCubic.from_schedule(EDM(), 16), jnp.array([0.1, -0.2, 0.0, 0.3]), (0.002, 80.0)
     ),
 }
 T = jnp.linspace(0.0, 1.0, 2001)
