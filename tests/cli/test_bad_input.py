@@ -84,6 +84,8 @@ CASES = [
     ([*OPT, "--learn-range"], 2, "--learn-range needs --init ve or vp: with --init exact"),
     ([*CR, "--learn-range"], 2, "--learn-range does not apply to --objective constant-rate"),
     ([*SW, "--learn-range"], 2, "--learn-range does not apply to --objective score-work"),
+    ([*OPT, "--time-inputs", "4"], 2, "--time-inputs does not apply to --objective gaussian-kl"),
+    ([*OPT, "--time-inputs", "1"], 2, "--time-inputs"),
     ([*OPT, "--learn-range", "--init", "ve", "--range-bounds", "0.01,160"], 2, "must contain"),
     ([*OPT, "--learn-range", "--range-bounds", "160,0.01"], 2, "must satisfy LO < HI, got '160"),
     ([*OPT, "--learn-range", "--range-bounds", "1"], 2, "must be two noise levels LO,HI, got"),
