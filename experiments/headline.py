@@ -91,7 +91,7 @@ from schedopt.objectives import GaussianKL
 from schedopt.objectives.budgets import BudgetRanges, SumOverBudgets
 from schedopt.optimize import OptimizationError, optimize
 from schedopt.sampling import make_sampler
-from schedopt.schedules import EDM, MonotoneCubic
+from schedopt.schedules import EDM, DecoupledTimes, MonotoneCubic
 from schedopt.search import (
     dp_search,
     optimize_ays,
@@ -228,8 +228,12 @@ class Strategies:
         pick = time.perf_counter() - started
         objective = self.args.objective or default_objective(self.target.name)
         label = f"{objective}+range@best"
-        out, seconds, info = fit_all(self.target, solver, n, self.args, {label: (objective, start)})
-        extra = {label: {"start": chosen, **info.get(label, {})}}
+        starts = {label: (objective, start)}
+        if self.args.time_inputs:  # the same fit, the denoiser's time inputs learned too
+            timed = DecoupledTimes.from_schedule(start, self.args.time_inputs, BOUNDS)
+            starts[f"{objective}+range+time@best"] = (objective, timed)
+        out, seconds, info = fit_all(self.target, solver, n, self.args, starts)
+        extra = {k: {"start": chosen, **info.get(k, {})} for k in starts}
         return out, {k: v + pick for k, v in seconds.items()}, extra
 
     def all_nfe(self, solver: str, steps: list[int]) -> tuple[BudgetRanges | None, float]:
@@ -579,6 +583,12 @@ def main(argv=None):
         help="fresh samples validating a fit's start and iterates (0: keep the last iterate)",
     )
     p.add_argument("--validation-every", type=int, default=25, help="steps between validations")
+    p.add_argument(
+        "--time-inputs",
+        type=int,
+        default=6,
+        help="knots of the +range+time@best fit's learned denoiser time inputs (0: no such fit)",
+    )
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--objective-batch", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="the fits' seed")
@@ -612,6 +622,8 @@ def main(argv=None):
         args.fit_nfe = args.fit_nfe or "3"
     if args.validation_batch < 0:
         raise ValueError(f"`--validation-batch` must be >= 0, got {args.validation_batch}")
+    if args.time_inputs < 0 or args.time_inputs == 1:
+        raise ValueError(f"`--time-inputs` must be 0 or >= 2, got {args.time_inputs}")
     if args.validation_every < 1:
         raise ValueError(f"`--validation-every` must be >= 1, got {args.validation_every}")
     args.targets = _choices("--targets", args.targets, TARGETS)

@@ -60,7 +60,7 @@ from schedopt.models import GaussianDenoiser, GaussianMixtureDenoiser
 from schedopt.objectives import MMD, Frechet, GaussianKL, SlicedWasserstein, TrajectoryMatching
 from schedopt.optimize import OptimizationError, optimize
 from schedopt.sampling import SAMPLERS, make_sampler, sampler_for_nfe
-from schedopt.schedules import EDM, MonotoneCubic, Tabulated, grid
+from schedopt.schedules import EDM, DecoupledTimes, MonotoneCubic, Tabulated, grid
 from schedopt.score_optimal import CorrectorCost, CostTable
 from schedopt.search import (
     dp_search,
@@ -299,13 +299,20 @@ def cell_schedules(target, solver, n, args, teacher, fixed) -> tuple[dict, dict]
 def _sampling_fn(target: Target, solver: str, n: int, batch: int):
     """``(schedule, key) -> samples``, jitted. ODE solvers only see the grid's levels, so every
     schedule goes through one ``Tabulated`` of its grid: one compilation per cell. EM steps in
-    the schedule's time (it uses the derivative), so it keeps the schedule itself."""
+    the schedule's time (it uses the derivative), and a ``DecoupledTimes`` tells the
+    denoiser levels of its own, so those keep the schedule itself."""
     sampler = make_sampler(solver, n)
     shape = (batch, *target.event_shape)
     run = jax.jit(lambda sch, k: sampler.sample(target.denoiser, sch, k, shape, init="ve"))
     if sampler.stochastic:
         return run
-    return lambda sch, k: run(schedule_from_sigmas(np.asarray(grid(sch, n))), k)
+
+    def sample(sch, k):
+        if isinstance(sch, DecoupledTimes):
+            return run(sch, k)
+        return run(schedule_from_sigmas(np.asarray(grid(sch, n))), k)
+
+    return sample
 
 
 def read_rows(paths) -> list[dict]:
