@@ -231,20 +231,22 @@ class Heun(AbstractGaussianSolver):
     name: ClassVar[str] = "heun"
 
     def step_map(self, c, s, s_next):
-        # The step to 0 is Euler's; the Heun branch sees a harmless dummy step there
-        # (s' = s) so that neither branch's derivative is inf or NaN.
+        # The step to 0 is Euler's: a = r = c / (c + s^2), excess s^2 / (c + s^2). The Heun
+        # branch sees a harmless dummy step there (s' = s), so that neither branch of the
+        # select has an inf or NaN derivative.
         last = s_next == 0
-        euler = Euler().step_map(c, s, s_next)
         s_next = jnp.where(last, s, s_next)
         span, span_next = c + s**2, c + s_next**2
         numerator = c * (2.0 * c + s**2 + 3.0 * s_next**2) + 2.0 * s * s_next**3
         inverse = 1.0 / (span * span_next)  # divisions in turn: (A B^3)^2 underflows
         a = 0.5 * numerator * inverse
         excess = -c * (s - s_next) ** 3 * (c * (s + 3.0 * s_next) + 4.0 * s_next**3)
-        heun = _deterministic(
-            a, a * a * span / span_next, 0.25 * excess * inverse / span_next / span_next
+        to_zero = c / span
+        return _deterministic(
+            jnp.where(last, to_zero, a),
+            jnp.where(last, to_zero, a * a * span / span_next),
+            jnp.where(last, s**2 / span, 0.25 * excess * inverse / span_next / span_next),
         )
-        return StepCoefficients(*(jnp.where(last, e, h) for e, h in zip(euler, heun, strict=True)))
 
     def nfe(self, num_steps):
         return 2 * check_positive_int("num_steps", num_steps) - 1
