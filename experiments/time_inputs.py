@@ -22,12 +22,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from nfe_sweep import SIGMA_MAX, SIGMA_MIN, make_target, num_steps_for, sample_metrics
-from range_fits import BOUNDS, HELD_OUT_SEED, build_objective
+from nfe_sweep import SIGMA_MAX, SIGMA_MIN, make_target, num_steps_for
+from range_fits import BOUNDS, fit_all, held_out_metrics
 
 from schedopt.io import atomic_write_json
 from schedopt.metrics import mean_interval
-from schedopt.optimize import optimize
 from schedopt.sampling import make_sampler
 from schedopt.schedules import EDM, DecoupledTimes, MonotoneCubic, RangedSchedule
 
@@ -44,33 +43,18 @@ def starts(knots: int) -> dict:
 def cell(target, solver: str, nfe: int, args) -> dict:
     n = num_steps_for(solver, nfe)
     sampler = make_sampler(solver, n)
-    objective = build_objective("sliced-w2", target, sampler, args.objective_batch, args.seed)
     shape = (args.eval_samples, *target.event_shape)
     run = jax.jit(lambda s, k: sampler.sample(target.denoiser, s, k, shape, init="ve"))
+    arms = {name: ("sliced-w2", start) for name, start in starts(args.knots).items()}
+    fitted, seconds, _ = fit_all(target, solver, n, args, arms)
+    if set(fitted) != set(arms):
+        raise RuntimeError(f"a fit failed ({target.name} {solver} {n} steps): see above")
     out = {"target": target.name, "solver": solver, "nfe": nfe, "steps": n}
-    for name, start in starts(args.knots).items():
-        started = time.perf_counter()
-        result = optimize(
-            start,
-            objective,
-            num_iterations=args.iterations,
-            learning_rate=args.lr,
-            seed=args.seed,
-            progress=False,
-        )
-        seconds = time.perf_counter() - started
-        scores = [
-            sample_metrics(
-                target,
-                np.asarray(run(result.schedule, jax.random.key(HELD_OUT_SEED + i))),
-                jax.random.key(HELD_OUT_SEED + 1000 + i),
-                only="sw2",
-            )["sw2"]
-            for i in range(args.seeds)
-        ]
-        record = {"sw2": scores, "fit_s": seconds, "loss": result.final_loss}
-        if isinstance(result.schedule, DecoupledTimes):
-            record["offsets"] = np.asarray(result.schedule.offsets).tolist()
+    for name, schedule in fitted.items():
+        scores = held_out_metrics(target, run, schedule, args.seeds)["sw2"]["seeds"]
+        record = {"sw2": scores, "fit_s": seconds[name]}
+        if isinstance(schedule, DecoupledTimes):
+            record["offsets"] = np.asarray(schedule.offsets).tolist()
         out[name] = record
     ratio = np.asarray(out["range+time"]["sw2"]) / np.asarray(out["range"]["sw2"])
     out["ratio"] = mean_interval(ratio)
