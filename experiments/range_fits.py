@@ -14,7 +14,13 @@ held-out sampling seeds (``HELD_OUT_SEED + i``, never used by any fit, search or
   ``BOUNDS`` (``<objective>+range``, a :class:`~schedopt.schedules.RangedSchedule`);
   with ``--from-best``, also the range-learned fit started from the hand-made or searched
   grid that the search seeds rank best (``<objective>+range@best``: a search, then a fit
-  that refines it; ``--resume --from-best`` adds these to finished cells).
+  that refines it; ``--resume --from-best`` adds these to finished cells);
+  with ``--kl``, also ``gaussian-kl`` and ``gaussian-kl+range``: the same cubic fitted by Adam
+  to the target spectrum's closed-form Gaussian KL (Sun, Poor & Zhang) on the fixed range and
+  with the range learned, the sampler's initial noise ``N(0, s_hi^2 I)`` included (``init="ve"``).
+
+Every row also records its grid (``sigmas``) and that closed-form KL (``gaussian_kl``, the
+same ``init="ve"``), so a cell shows where the KL and the sample metric disagree on the range.
 
 Objectives: ``trajectory`` (teacher pairs computed once: 64 Heun steps on [0.002, 80]),
 ``sliced-w2`` and ``mmd`` against training samples on the oracles; on the digits model
@@ -56,12 +62,18 @@ from nfe_sweep import (
 )
 
 from schedopt.baselines import baseline_schedules
+from schedopt.gaussian import gaussian_kl, step_grid
 from schedopt.io import atomic_write_bytes, atomic_write_json
 from schedopt.metrics import mean_interval
-from schedopt.objectives import SlicedWasserstein, TrajectoryMatching, discrepancy_objective
+from schedopt.objectives import (
+    GaussianKL,
+    SlicedWasserstein,
+    TrajectoryMatching,
+    discrepancy_objective,
+)
 from schedopt.optimize import OptimizationError, optimize
 from schedopt.sampling import SAMPLERS, make_sampler
-from schedopt.schedules import EDM, MonotoneCubic, RangedSchedule
+from schedopt.schedules import EDM, MonotoneCubic, RangedSchedule, grid
 from schedopt.search import dp_search, gaussian_step_costs, schedule_from_sigmas, teacher_levels
 
 OUT = Path(__file__).parent / "out" / "range"
@@ -190,6 +202,27 @@ def cell_schedules(target, solver, n, args, fixed, search_metric):
     return out, seconds, search
 
 
+KL_FITS = ("gaussian-kl", "gaussian-kl+range")
+
+
+def kl_schedules(target, solver, n, args) -> tuple[dict, dict]:
+    """``gaussian-kl`` and ``gaussian-kl+range``: the 16-knot cubic from EDM rho = 7 fitted by
+    Adam (``args.kl_iterations`` steps) to the closed-form Gaussian KL of the sampler's output,
+    its initial noise ``N(0, s_hi^2 I)`` included, on [0.002, 80] and with the range learned."""
+    base, ranged = start_schedules()
+    objective = GaussianKL(target.spectrum, num_steps=n, solver=solver, init="ve")
+    out, seconds = {}, {}
+    for label, start in zip(KL_FITS, (base, ranged), strict=True):
+        started = time.perf_counter()
+        result = optimize(
+            start, objective, num_iterations=args.kl_iterations, learning_rate=args.lr,
+            seed=args.seed, progress=False,
+        )  # fmt: skip
+        out[label], seconds[label] = result.schedule, time.perf_counter() - started
+        print(f"  {label}: {seconds[label]:.0f} s", flush=True)
+    return out, seconds
+
+
 def from_best_schedules(target, solver, n, args, pool, search_metric):
     """``<objective>+range@best``: each objective's range-learned fit started from the grid
     of ``pool`` the search seeds rank best (a search, then a fit that refines it)."""
@@ -313,6 +346,10 @@ def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
     else:
         schedules, seconds, search = {}, {}, None
     chosen = None
+    if args.kl and not any(k in done for k in KL_FITS):
+        fitted, fit_seconds = kl_schedules(target, solver, n, args)
+        schedules.update(fitted)
+        seconds.update(fit_seconds)
     if args.from_best and not any(k.endswith("@best") for k in done):
         if done:
             best_range = done["edm-best-range"]["search"]["best"]
@@ -333,6 +370,8 @@ def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
             build_s=seconds[strategy],
             sigma_range=[float(schedule.sigma_min), float(schedule.sigma_max)],
             iterations=args.iterations if strategy not in BASELINES else None,
+            sigmas=[float(v) for v in np.asarray(grid(schedule, n))],
+            gaussian_kl=float(gaussian_kl(target.spectrum, step_grid(schedule, n), solver, "ve")),
         )
         row.update(held_out_metrics(target, sample, schedule, args.seeds))
         if strategy == "edm-best-range":
@@ -450,6 +489,13 @@ def main(argv=None):
         default=None,
         help="comma-separated subset of the target's objectives to fit (default all)",
     )
+    p.add_argument(
+        "--kl",
+        action="store_true",
+        help="also fit the closed-form Gaussian KL on the fixed and a learned range "
+        "(gaussian-kl, gaussian-kl+range); adds these to finished cells with --resume",
+    )
+    p.add_argument("--kl-iterations", type=int, default=1000, help="Adam steps of the KL fits")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -466,6 +512,7 @@ def main(argv=None):
         args.objectives = _choices("--objectives", args.objectives, known)
     if args.smoke:
         args.seeds, args.eval_samples, args.iterations, args.objective_batch = 2, 256, 5, 64
+        args.kl_iterations = 5
     path = out / "rows.jsonl"
     rows = read_rows([path]) if args.resume and path.exists() else []
     if not args.resume and path.exists():
@@ -478,7 +525,10 @@ def main(argv=None):
         have = by_cell.get(cell)
         if not have:
             return True
-        return args.from_best and not any(r["strategy"].endswith("@best") for r in have)
+        strategies = {r["strategy"] for r in have}
+        return (args.from_best and not any(k.endswith("@best") for k in strategies)) or (
+            args.kl and not strategies & set(KL_FITS)
+        )
 
     for name in args.targets:
         todo = [(s, n) for s in args.solvers for n in args.nfe if pending((name, s, n))]

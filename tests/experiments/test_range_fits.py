@@ -37,3 +37,15 @@ def test_smoke_cell_then_fits_from_the_best_grid_added_on_resume(range_fits, tmp
     assert cell["best_baseline"] in range_fits.BASELINES
     assert cell["objectives"]["mmd"]["range_from_best"] is not None
     assert summary["goal_cells"] == 1
+    # --kl adds only the closed-form KL fits; every row carries its grid and its KL
+    range_fits.main([*argv, "--out", str(tmp_path), "--resume", "--kl"])
+    rows = strategies()
+    added = rows[len(first) + 1 :]
+    assert {r["strategy"] for r in added} == set(range_fits.KL_FITS)
+    by_name = {r["strategy"]: r for r in rows}
+    for r in rows:
+        assert len(r["sigmas"]) == r["steps"] + 1 and r["sigmas"][-1] == 0.0
+        assert all(a > b for a, b in zip(r["sigmas"], r["sigmas"][1:], strict=False))
+        assert r["gaussian_kl"] > 0
+    # the fit on [0.002, 80] lowers the KL of the EDM grid its cubic starts from
+    assert by_name["gaussian-kl"]["gaussian_kl"] < by_name["edm-rho7"]["gaussian_kl"]
