@@ -15,6 +15,9 @@ held-out sampling seeds (``HELD_OUT_SEED + i``, never used by any fit, search or
   with ``--from-best``, also the range-learned fit started from the hand-made or searched
   grid that the search seeds rank best (``<objective>+range@best``: a search, then a fit
   that refines it; ``--resume --from-best`` adds these to finished cells);
+  with ``--time-inputs K``, also each objective's fit from that best grid with the
+  denoiser's time inputs learned too (``<objective>+range+time@best``, a
+  :class:`~schedopt.schedules.DecoupledTimes` of K offsets; ``--resume`` adds these too);
   with ``--kl``, also ``gaussian-kl`` and ``gaussian-kl+range``: the same cubic fitted by Adam
   to the target spectrum's closed-form Gaussian KL (Sun, Poor & Zhang) on the fixed range and
   with the range learned, the sampler's initial noise ``N(0, s_hi^2 I)`` included (``init="ve"``).
@@ -73,7 +76,8 @@ from schedopt.objectives import (
 )
 from schedopt.optimize import OptimizationError, optimize
 from schedopt.sampling import SAMPLERS, make_sampler
-from schedopt.schedules import EDM, MonotoneCubic, RangedSchedule, grid
+from schedopt.schedules import EDM, DecoupledTimes, MonotoneCubic, RangedSchedule, grid
+from schedopt.schedules.decoupled import is_decoupled
 from schedopt.search import dp_search, gaussian_step_costs, schedule_from_sigmas, teacher_levels
 
 OUT = Path(__file__).parent / "out" / "range"
@@ -205,6 +209,12 @@ def cell_schedules(target, solver, n, args, fixed, search_metric):
 KL_FITS = ("gaussian-kl", "gaussian-kl+range")
 
 
+def closed_form_kl(target, schedule, solver, n) -> float:
+    """The closed-form Gaussian KL of the sampler's output on the target spectrum, its
+    initial noise ``N(0, s_hi^2 I)`` included (what the held-out samples are drawn with)."""
+    return float(gaussian_kl(target.spectrum, step_grid(schedule, n), solver, "ve"))
+
+
 def kl_schedules(target, solver, n, args) -> tuple[dict, dict]:
     """``gaussian-kl`` and ``gaussian-kl+range``: the 16-knot cubic from EDM rho = 7 fitted by
     Adam (``args.kl_iterations`` steps) to the closed-form Gaussian KL of the sampler's output,
@@ -223,15 +233,33 @@ def kl_schedules(target, solver, n, args) -> tuple[dict, dict]:
     return out, seconds
 
 
-def from_best_schedules(target, solver, n, args, pool, search_metric):
-    """``<objective>+range@best``: each objective's range-learned fit started from the grid
-    of ``pool`` the search seeds rank best (a search, then a fit that refines it)."""
+def from_best_schedules(target, solver, n, args, pool, search_metric, plain=True, knots=0):
+    """Fits started from the grid of ``pool`` the search seeds rank best (a search, then a
+    fit that refines it): each objective's range-learned fit ``<objective>+range@best``
+    (``plain``) and, with ``knots`` (> 0), the same fit with the denoiser's time inputs learned
+    too (``<objective>+range+time@best``, a :class:`~schedopt.schedules.DecoupledTimes` of
+    ``knots`` offsets around that start)."""
     started = time.perf_counter()
     chosen, start = best_start(pool, search_metric)
     pick = time.perf_counter() - started
-    starts = {f"{name}+range@best": (name, start) for name in chosen_objectives(target, args)}
+    starts = {}
+    for name in chosen_objectives(target, args):
+        if plain:
+            starts[f"{name}+range@best"] = (name, start)
+        if knots:
+            timed = DecoupledTimes.from_schedule(start, knots, BOUNDS)
+            starts[f"{name}+range+time@best"] = (name, timed)
     out, seconds, _ = fit_all(target, solver, n, args, starts)
     return out, {k: v + pick for k, v in seconds.items()}, chosen
+
+
+def missing_from_best(args, strategies) -> tuple[bool, int]:
+    """Which fits from the best grid a cell with ``strategies`` still lacks: the plain
+    range-learned ones (``--from-best``) and the number of time-input knots (``--time-inputs``;
+    0 when none are asked for or they are there)."""
+    plain = args.from_best and not any(k.endswith("+range@best") for k in strategies)
+    timed = args.time_inputs and not any(k.endswith("+time@best") for k in strategies)
+    return bool(plain), args.time_inputs if timed else 0
 
 
 def best_start(schedules: dict, score) -> tuple[str, object]:
@@ -350,13 +378,16 @@ def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
         fitted, fit_seconds = kl_schedules(target, solver, n, args)
         schedules.update(fitted)
         seconds.update(fit_seconds)
-    if args.from_best and not any(k.endswith("@best") for k in done):
+    plain, knots = missing_from_best(args, done)
+    if plain or knots:
         if done:
             best_range = done["edm-best-range"]["search"]["best"]
             pool, _, _ = baseline_pool(target, solver, n, fixed, score, best_range)
         else:
             pool = {k: v for k, v in schedules.items() if k in BASELINES}
-        fitted, fit_seconds, chosen = from_best_schedules(target, solver, n, args, pool, score)
+        fitted, fit_seconds, chosen = from_best_schedules(
+            target, solver, n, args, pool, score, plain, knots
+        )
         schedules.update(fitted)
         seconds.update(fit_seconds)
     rows = []
@@ -371,8 +402,11 @@ def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
             sigma_range=[float(schedule.sigma_min), float(schedule.sigma_max)],
             iterations=args.iterations if strategy not in BASELINES else None,
             sigmas=[float(v) for v in np.asarray(grid(schedule, n))],
-            gaussian_kl=float(gaussian_kl(target.spectrum, step_grid(schedule, n), solver, "ve")),
         )
+        if is_decoupled(schedule):  # the closed forms see only the grid: no KL
+            row["time_offsets"] = np.asarray(schedule.offsets).tolist()
+        else:
+            row["gaussian_kl"] = closed_form_kl(target, schedule, solver, n)
         row.update(held_out_metrics(target, sample, schedule, args.seeds))
         if strategy == "edm-best-range":
             row["search"] = search
@@ -495,6 +529,13 @@ def main(argv=None):
         help="also fit the closed-form Gaussian KL on the fixed and a learned range "
         "(gaussian-kl, gaussian-kl+range); adds these to finished cells with --resume",
     )
+    p.add_argument(
+        "--time-inputs",
+        type=int,
+        default=0,
+        help="knots of a DecoupledTimes: also fit each objective from the best grid with the "
+        "denoiser's time inputs learned (<objective>+range+time@best); 0: no such fit",
+    )
     p.add_argument("--kl-iterations", type=int, default=1000, help="Adam steps of the KL fits")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
@@ -507,6 +548,8 @@ def main(argv=None):
     args.targets = _choices("--targets", args.targets, TARGETS)
     args.solvers = _choices("--solvers", args.solvers, SAMPLERS)
     args.nfe = _ints("--nfe", args.nfe)
+    if args.time_inputs < 0 or args.time_inputs == 1:
+        raise ValueError(f"`--time-inputs` must be 0 or >= 2, got {args.time_inputs}")
     if args.objectives is not None:
         known = sorted({o for t in ("ring", "digits-model") for o in objectives_for_name(t)})
         args.objectives = _choices("--objectives", args.objectives, known)
@@ -526,7 +569,7 @@ def main(argv=None):
         if not have:
             return True
         strategies = {r["strategy"] for r in have}
-        return (args.from_best and not any(k.endswith("@best") for k in strategies)) or (
+        return any(missing_from_best(args, strategies)) or bool(
             args.kl and not strategies & set(KL_FITS)
         )
 

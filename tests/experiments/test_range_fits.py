@@ -49,3 +49,10 @@ def test_smoke_cell_then_fits_from_the_best_grid_added_on_resume(range_fits, tmp
         assert r["gaussian_kl"] > 0
     # the fit on [0.002, 80] lowers the KL of the EDM grid its cubic starts from
     assert by_name["gaussian-kl"]["gaussian_kl"] < by_name["edm-rho7"]["gaussian_kl"]
+    # --time-inputs adds the fit from the best grid with the denoiser's time inputs learned
+    range_fits.main([*argv, "--out", str(tmp_path), "--resume", "--time-inputs", "2"])
+    (timed,) = strategies()[len(rows) :]
+    assert timed["strategy"] == "mmd+range+time@best" and timed["start"] in range_fits.BASELINES
+    assert len(timed["time_offsets"]) == 2 and "gaussian_kl" not in timed
+    with pytest.raises(ValueError, match="time-inputs"):
+        range_fits.main([*argv, "--out", str(tmp_path), "--time-inputs", "1"])
