@@ -514,6 +514,33 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def range_table(summary: dict) -> str:
+    """Per cell and objective: the fit on [0.002, 80], with the range learned from EDM
+    rho = 7 and from the best grid, against the trailing grid and EDM on the searched range
+    (the metric's means; the range of the better range-learned fit; whether it is best)."""
+    lines = [
+        "| target | solver | NFE | objective | fixed | range | range@best | trailing "
+        "| EDM, searched range | learned range | best? |",
+        "|" + "---|" * 11,
+    ]
+
+    def fmt(v):
+        return "" if v is None else f"{v:.3g}"
+
+    for c in summary["cells"]:
+        for name, o in c["objectives"].items():
+            lo, hi = o["learned_range"]
+            values = (o["fixed"], o["range"], o["range_from_best"], o["trailing"])
+            lines.append(
+                f"| {c['target']} | {c['solver']} | {c['nfe']} | {name} | "
+                + " | ".join(fmt(v) for v in values)
+                + f" | {fmt(o['edm_best_range'])} | [{lo:.3g}, {hi:.3g}] | "
+                + ("yes" if o["best"] else "**no**")
+                + " |"
+            )
+    return "\n".join(lines)
+
+
 def kl_table(summary: dict) -> str:
     """Per cell: the grid the closed-form KL ranks best against the one the sample metric
     ranks best (among the rows with a KL), with their ranges, KLs and metrics."""
@@ -540,7 +567,7 @@ def kl_table(summary: dict) -> str:
 def write_summary(rows, out: Path) -> dict:
     summary = summarize(rows)
     atomic_write_json(out / "summary.json", summary)
-    text = table(rows) + "\n"
+    text = table(rows) + "\n\n" + range_table(summary) + "\n"
     if any("kl" in c for c in summary["cells"]):
         text += "\n" + kl_table(summary) + "\n"
     atomic_write_bytes(out / "table.md", text.encode())
