@@ -514,6 +514,28 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def cell_table(summary: dict) -> str:
+    """Per cell: the best hand-made or searched grid, the best fit, their paired ratio and
+    how many sample-based objectives' range-learned fits are best."""
+    lines = [
+        "| target | solver | NFE | best grid | value | best fit | value | paired ratio "
+        "| range-learned best |",
+        "|" + "---|" * 9,
+    ]
+    for c in summary["cells"]:
+        if "best_fit" not in c:
+            continue
+        pr = c["paired_ratio"]
+        ratio = "" if pr is None else f"{pr['mean']:.3f} ± {pr['ci95']:.3f}"
+        counted = [o["best"] for n, o in c["objectives"].items() if n != KL_FITS[0]]
+        lines.append(
+            f"| {c['target']} | {c['solver']} | {c['nfe']} | {c['best_baseline']}"
+            f" | {c['best_baseline_value']:.3g} | {c['best_fit']} | {c['best_fit_value']:.3g}"
+            f" | {ratio} | {sum(counted)} of {len(counted)} |"
+        )
+    return "\n".join(lines)
+
+
 def range_table(summary: dict) -> str:
     """Per cell and objective: the fit on [0.002, 80], with the range learned from EDM
     rho = 7 and from the best grid, against the trailing grid and EDM on the searched range
@@ -567,7 +589,7 @@ def kl_table(summary: dict) -> str:
 def write_summary(rows, out: Path) -> dict:
     summary = summarize(rows)
     atomic_write_json(out / "summary.json", summary)
-    text = table(rows) + "\n\n" + range_table(summary) + "\n"
+    text = "\n\n".join((table(rows), cell_table(summary), range_table(summary))) + "\n"
     if any("kl" in c for c in summary["cells"]):
         text += "\n" + kl_table(summary) + "\n"
     atomic_write_bytes(out / "table.md", text.encode())

@@ -49,6 +49,13 @@ def test_smoke_cell_then_fits_from_the_best_grid_added_on_resume(range_fits, tmp
         assert r["gaussian_kl"] > 0
     # the fit on [0.002, 80] lowers the KL of the EDM grid its cubic starts from
     assert by_name["gaussian-kl"]["gaussian_kl"] < by_name["edm-rho7"]["gaussian_kl"]
+    (cell,) = json.loads((tmp_path / "summary.json").read_text())["cells"]
+    kls = {n: r["gaussian_kl"] for n, r in by_name.items()}
+    assert cell["kl"]["kl_best"] == min(kls, key=kls.get)
+    ratio = cell["paired_ratio"]["mean"]
+    assert abs(ratio - cell["best_fit_value"] / cell["best_baseline_value"]) < 0.5 * ratio
+    text = (tmp_path / "table.md").read_text()
+    assert "KL-best grid" in text and "range-learned best" in text
     # --time-inputs adds the fit from the best grid with the denoiser's time inputs learned
     range_fits.main([*argv, "--out", str(tmp_path), "--resume", "--time-inputs", "2"])
     (timed,) = strategies()[len(rows) :]
