@@ -78,15 +78,16 @@ from range_fits import (
     baseline_pool,
     best_start,
     build_objective,
+    check_time_inputs,
     fit_all,
     headline_metric,
     held_out_metrics,
+    paired_ratio,
     start_schedules,
 )
 
 from schedopt.baselines import baseline_schedules
 from schedopt.io import atomic_write_bytes, atomic_write_json
-from schedopt.metrics import mean_interval
 from schedopt.objectives import GaussianKL
 from schedopt.objectives.budgets import BudgetRanges, SumOverBudgets
 from schedopt.optimize import OptimizationError, optimize
@@ -436,10 +437,8 @@ def summarize(rows: list[dict]) -> list[dict]:
             schedopt_ci=s["ci95"], schedopt_s=cell[ours]["build_s"],
             strategies=len(cell),
         )  # fmt: skip
-        pairs = [(x, y) for x, y in zip(s["seeds"], b["seeds"], strict=True)]
-        finite = all(np.isfinite(x) and np.isfinite(y) and y > 0 for x, y in pairs)
-        if finite:
-            ratio = mean_interval([x / y for x, y in pairs])
+        ratio = paired_ratio(cell[ours], cell[base], metric)
+        if ratio is not None:
             entry["ratio"], entry["ratio_ci"] = ratio["mean"], ratio["ci95"]
             half = ratio["ci95"] or 0.0
             entry["goal"] = ratio["mean"] <= 0.8 if nfe in LOW_NFE else ratio["mean"] - half <= 1.0
@@ -622,8 +621,7 @@ def main(argv=None):
         args.fit_nfe = args.fit_nfe or "3"
     if args.validation_batch < 0:
         raise ValueError(f"`--validation-batch` must be >= 0, got {args.validation_batch}")
-    if args.time_inputs < 0 or args.time_inputs == 1:
-        raise ValueError(f"`--time-inputs` must be 0 or >= 2, got {args.time_inputs}")
+    check_time_inputs(args.time_inputs)
     if args.validation_every < 1:
         raise ValueError(f"`--validation-every` must be >= 1, got {args.validation_every}")
     args.targets = _choices("--targets", args.targets, TARGETS)

@@ -421,12 +421,19 @@ def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
 
 def paired_ratio(row, baseline, metric) -> dict | None:
     """Mean and 95% t-interval over the held-out seeds of ``row``'s metric over
-    ``baseline``'s on the same seed (None when either diverged)."""
-    a, b = np.asarray(row[metric]["seeds"]), np.asarray(baseline[metric]["seeds"])
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+    ``baseline``'s on the same seed (None when either diverged or the baseline is 0)."""
+    pairs = list(zip(row[metric]["seeds"], baseline[metric]["seeds"], strict=True))
+    if not all(np.isfinite(x) and np.isfinite(y) and y > 0 for x, y in pairs):
         return None
-    r = mean_interval(a / b)
+    r = mean_interval([x / y for x, y in pairs])
     return {"mean": r["mean"], "ci95": r["ci95"]}
+
+
+def check_time_inputs(knots: int) -> int:
+    """``--time-inputs``: 0 (no time-input fit) or a ``DecoupledTimes``' number of knots."""
+    if knots < 0 or knots == 1:
+        raise ValueError(f"`--time-inputs` must be 0 or >= 2, got {knots}")
+    return knots
 
 
 def summarize(rows) -> dict:
@@ -648,8 +655,7 @@ def main(argv=None):
     args.targets = _choices("--targets", args.targets, TARGETS)
     args.solvers = _choices("--solvers", args.solvers, SAMPLERS)
     args.nfe = _ints("--nfe", args.nfe)
-    if args.time_inputs < 0 or args.time_inputs == 1:
-        raise ValueError(f"`--time-inputs` must be 0 or >= 2, got {args.time_inputs}")
+    check_time_inputs(args.time_inputs)
     if args.objectives is not None:
         known = sorted({o for t in ("ring", "digits-model") for o in objectives_for_name(t)})
         args.objectives = _choices("--objectives", args.objectives, known)
