@@ -70,11 +70,13 @@ from nfe_sweep import (
     read_rows,
     sample_metrics,
     target_schedules,
+    trailing_schedule,
 )
 from range_fits import (
     BOUNDS,
     SEARCH_SAMPLES,
     SEARCH_SEED,
+    as_start,
     baseline_pool,
     best_start,
     build_objective,
@@ -343,6 +345,53 @@ def all_nfe_rows(strategies: Strategies, solver: str, budgets: list[int]) -> lis
     return rows
 
 
+def recorded_start(cell: dict, name: str, n: int):
+    """The grid a cell's ``+range@best`` fit started from, rebuilt from the cell's rows: a
+    hand-made grid, or EDM rho = 7 on the range the cell's search recorded. (The published
+    searches and the model-free grids are not rebuilt: their cells are run again whole.)"""
+    if name == "edm-best-range":
+        lo, hi = cell[name]["search"]["best"]
+        return EDM(sigma_min=lo, sigma_max=hi)
+    if name == "trailing":
+        return trailing_schedule(n)
+    families = baseline_schedules(None, SIGMA_MIN, SIGMA_MAX)
+    if name in HAND_MADE and name in families:
+        return families[name]
+    raise ValueError(
+        f"the start {name!r} of a finished cell cannot be rebuilt from its rows; run the "
+        "cell again (remove its rows) to add the time-input fit"
+    )
+
+
+def missing_time_fit(cell: dict, args) -> str | None:
+    """The ``+range@best`` strategy of a finished cell whose ``+range+time@best`` twin is
+    still missing with ``--time-inputs`` (``None``: nothing to add)."""
+    if not args.time_inputs or any(k.endswith("+range+time@best") for k in cell):
+        return None
+    plain = [k for k in cell if k.endswith("+range@best") and "start" in cell[k]]
+    return plain[0] if plain else None
+
+
+def time_fit_rows(strategies: Strategies, cell: dict, plain: str, solver: str, nfe: int):
+    """The ``+range+time@best`` row of a finished cell: the same validated fit as its
+    ``plain`` row, from the same start, with the denoiser's time inputs learned too. Its
+    ``build_s`` is the fit's time alone (the start's pick was timed with ``plain``)."""
+    target, args = strategies.target, strategies.args
+    n = num_steps_for(solver, nfe)
+    chosen = cell[plain]["start"]
+    objective = plain.removesuffix("+range@best")
+    label = f"{objective}+range+time@best"
+    timed = DecoupledTimes.from_schedule(
+        as_start(recorded_start(cell, chosen, n)), args.time_inputs, BOUNDS
+    )
+    out, seconds, info = fit_all(target, solver, n, args, {label: (objective, timed)})
+    if label not in out:
+        return []
+    sample = _sampling_fn(target, solver, n, strategies.eval_samples)
+    row = evaluated(target, solver, nfe, n, label, out[label], seconds[label], sample, args)
+    return [row | {"start": chosen, "added_to_finished_cell": True, **info.get(label, {})}]
+
+
 def reused(rows: list[dict], nfe: int) -> list[dict]:
     """A cell's rows under another budget that buys the same steps."""
     return [r | {"nfe": nfe} for r in rows]
@@ -352,6 +401,42 @@ def run(args, path: Path, rows: list[dict]) -> list[dict]:
     """Every cell of ``args`` not in ``rows``, appended to ``path`` cell by cell."""
     for name in args.targets:
         rows = run_target(name, args, path, rows)
+    return rows
+
+
+def add_time_fits(name, args, path: Path, rows: list[dict], have, cell_strategies) -> list[dict]:
+    """Finished cells of ``have`` with a ``+range@best`` fit but not its ``+range+time@best``
+    twin (``--time-inputs``, ``--fit-nfe``) get the twin, appended to ``path``; a budget
+    that buys the same steps as one done reuses its row."""
+    for solver, nfe in [
+        (s, b) for s in args.solvers for b in args.nfe if (name, s, b) in have and b in args.fit_nfe
+    ]:
+        cell = {
+            r["strategy"]: r
+            for r in rows
+            if (r["target"], r["solver"], r["nfe"]) == (name, solver, nfe)
+        }
+        plain = missing_time_fit(cell, args)
+        if plain is None:
+            continue
+        started = time.perf_counter()
+        n = num_steps_for(solver, nfe)
+        twin = [
+            r
+            for r in rows
+            if r["target"] == name
+            and r["solver"] == solver
+            and r["steps"] == n
+            and r["strategy"].endswith("+range+time@best")
+        ]
+        if twin:
+            added = reused(twin[:1], nfe)
+        else:
+            added = time_fit_rows(cell_strategies(), cell, plain, solver, nfe)
+        append(path, added)
+        rows = rows + added
+        jax.clear_caches()
+        print(f"{name} {solver} nfe={nfe} +time: {time.perf_counter() - started:.0f} s", flush=True)
     return rows
 
 
@@ -372,6 +457,7 @@ def run_target(name: str, args, path: Path, rows: list[dict]) -> list[dict]:
         strategies = strategies or Strategies(load_target(name, args), args)
         return strategies
 
+    rows = add_time_fits(name, args, path, rows, have, cell_strategies)
     for solver, nfe in todo:
         started = time.perf_counter()
         n = num_steps_for(solver, nfe)

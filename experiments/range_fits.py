@@ -267,10 +267,15 @@ def best_start(schedules: dict, score) -> tuple[str, object]:
     held-out ones), as a ranged monotone cubic on its own range (a fit's start)."""
     scores = {k: score(v) for k, v in schedules.items()}
     name = min(scores, key=scores.get)
-    chosen = schedules[name]
-    shape = MonotoneCubic.from_schedule(chosen, 16)
-    sigma_range = (float(chosen.sigma_min), float(chosen.sigma_max))
-    return name, RangedSchedule.from_schedule(shape, BOUNDS, sigma_range)
+    return name, as_start(schedules[name])
+
+
+def as_start(schedule) -> RangedSchedule:
+    """A grid as a fit's start: a 16-knot monotone cubic of its spacing on its own range,
+    the range learnable within :data:`BOUNDS`."""
+    shape = MonotoneCubic.from_schedule(schedule, 16)
+    sigma_range = (float(schedule.sigma_min), float(schedule.sigma_max))
+    return RangedSchedule.from_schedule(shape, BOUNDS, sigma_range)
 
 
 def fit_all(target, solver, n, args, starts: dict) -> tuple[dict, dict, dict]:

@@ -75,8 +75,9 @@ def test_smoke_run_has_every_strategy_reuses_equal_budgets_and_writes_the_headli
     headline, tmp_path
 ):
     out = ["--smoke", "--all-nfe", "--out", str(tmp_path)]
-    headline.main(out)  # ring, Heun and DPM-Solver++(2M), NFE 3
-    # Heun buys 2 steps (3 NFE) with 3 or 4 evaluations: the cell is reused, not rerun
+    headline.main([*out, "--time-inputs", "0"])  # ring, Heun and DPM-Solver++(2M), NFE 3
+    # Heun buys 2 steps (3 NFE) with 3 or 4 evaluations: the cell is reused, not rerun; the
+    # finished Heun 3 cell gets the time-input fit it lacked, from its recorded start
     headline.main([*out, "--resume", "--solvers", "heun", "--nfe", "3,4"])
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
     by_cell = {}
@@ -85,8 +86,11 @@ def test_smoke_run_has_every_strategy_reuses_equal_budgets_and_writes_the_headli
     assert set(by_cell) == {("heun", 3), ("heun", 4), ("dpmpp-2m", 3)}
     expected = set(headline.BASELINES) | set(headline.MODEL_FREE)
     expected |= {"all-nfe", "sliced-w2+range@best", "sliced-w2+range+time@best"}
-    assert set(by_cell["dpmpp-2m", 3]) == expected
+    assert set(by_cell["dpmpp-2m", 3]) == expected - {"sliced-w2+range+time@best"}
     assert set(by_cell["heun", 3]) == expected - {"dmn"}  # DMN's bound: multistep only
+    added = by_cell["heun", 3]["sliced-w2+range+time@best"]
+    assert added["added_to_finished_cell"]
+    assert added["start"] == by_cell["heun", 3]["sliced-w2+range@best"]["start"]
     four, three = by_cell["heun", 4], by_cell["heun", 3]
     assert set(four) == set(three) and all(r["nfe_used"] == 3 for r in four.values())
     assert all(four[k]["sw2"] == three[k]["sw2"] for k in four)
@@ -105,3 +109,18 @@ def test_smoke_run_has_every_strategy_reuses_equal_budgets_and_writes_the_headli
     assert {(c["solver"], c["nfe"]) for c in summary} == set(by_cell)
     assert (tmp_path / "ring.png").stat().st_size > 0
     assert "| dpmpp-2m | 3 |" in (tmp_path / "headline.md").read_text()
+
+
+def test_a_finished_cells_start_is_rebuilt_from_its_rows_or_refused(headline):
+    cell = {"edm-best-range": {"search": {"best": [0.2, 5.0]}}}
+    start = headline.recorded_start(cell, "edm-best-range", 4)
+    assert (float(start.sigma_min), float(start.sigma_max)) == (0.2, 5.0)
+    assert float(headline.recorded_start(cell, "cosine", 4).sigma_max) == headline.SIGMA_MAX
+    with pytest.raises(ValueError, match="'gits'"):
+        headline.recorded_start(cell, "gits", 4)
+    args = type("Args", (), {"time_inputs": 6})()
+    fit = {"frechet+range@best": {"start": "cosine"}}
+    assert headline.missing_time_fit(fit, args) == "frechet+range@best"
+    assert headline.missing_time_fit({**fit, "frechet+range+time@best": {}}, args) is None
+    args.time_inputs = 0
+    assert headline.missing_time_fit(fit, args) is None
