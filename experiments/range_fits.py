@@ -200,10 +200,10 @@ def cell_schedules(target, solver, n, args, fixed, search_metric):
     for name in chosen_objectives(target, args):
         starts[name] = (name, base)
         starts[f"{name}+range"] = (name, ranged)
-    fitted, fit_seconds, _ = fit_all(target, solver, n, args, starts)
+    fitted, fit_seconds, info = fit_all(target, solver, n, args, starts)
     out.update(fitted)
     seconds.update(fit_seconds)
-    return out, seconds, search
+    return out, seconds, search, info
 
 
 KL_FITS = ("gaussian-kl", "gaussian-kl+range")
@@ -224,10 +224,14 @@ def kl_schedules(target, solver, n, args) -> tuple[dict, dict]:
     out, seconds = {}, {}
     for label, start in zip(KL_FITS, (base, ranged), strict=True):
         started = time.perf_counter()
-        result = optimize(
-            start, objective, num_iterations=args.kl_iterations, learning_rate=args.lr,
-            seed=args.seed, progress=False,
-        )  # fmt: skip
+        try:
+            result = optimize(
+                start, objective, num_iterations=args.kl_iterations, learning_rate=args.lr,
+                seed=args.seed, progress=False,
+            )  # fmt: skip
+        except OptimizationError as e:  # the cell keeps its other rows; this one is absent
+            print(f"  {label} failed ({target.name} {solver} {n} steps): {e}", flush=True)
+            continue
         out[label], seconds[label] = result.schedule, time.perf_counter() - started
         print(f"  {label}: {seconds[label]:.0f} s", flush=True)
     return out, seconds
@@ -249,8 +253,8 @@ def from_best_schedules(target, solver, n, args, pool, search_metric, plain=True
         if knots:
             timed = DecoupledTimes.from_schedule(start, knots, BOUNDS)
             starts[f"{name}+range+time@best"] = (name, timed)
-    out, seconds, _ = fit_all(target, solver, n, args, starts)
-    return out, {k: v + pick for k, v in seconds.items()}, chosen
+    out, seconds, info = fit_all(target, solver, n, args, starts)
+    return out, {k: v + pick for k, v in seconds.items()}, chosen, info
 
 
 def missing_from_best(args, strategies) -> tuple[bool, int]:
@@ -375,9 +379,9 @@ def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
 
     done = {r["strategy"]: r for r in existing}
     if not done:
-        schedules, seconds, search = cell_schedules(target, solver, n, args, fixed, score)
+        schedules, seconds, search, info = cell_schedules(target, solver, n, args, fixed, score)
     else:
-        schedules, seconds, search = {}, {}, None
+        schedules, seconds, search, info = {}, {}, None, {}
     chosen = None
     if args.kl and not any(k in done for k in KL_FITS):
         fitted, fit_seconds = kl_schedules(target, solver, n, args)
@@ -390,10 +394,11 @@ def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
             pool, _, _ = baseline_pool(target, solver, n, fixed, score, best_range)
         else:
             pool = {k: v for k, v in schedules.items() if k in BASELINES}
-        fitted, fit_seconds, chosen = from_best_schedules(
+        fitted, fit_seconds, chosen, fit_info = from_best_schedules(
             target, solver, n, args, pool, score, plain, knots
         )
         schedules.update(fitted)
+        info.update(fit_info)
         seconds.update(fit_seconds)
     rows = []
     for strategy, schedule in schedules.items():
@@ -417,6 +422,7 @@ def run_cell(target, solver, nfe, args, fixed, existing=()) -> list[dict]:
             row["search"] = search
         if strategy.endswith("@best"):
             row["start"] = chosen
+        row.update(info.get(strategy, {}))  # validated fits: the kept step and the history
         rows.append(row)
     return rows
 
@@ -649,6 +655,14 @@ def main(argv=None):
         "denoiser's time inputs learned (<objective>+range+time@best); 0: no such fit",
     )
     p.add_argument("--kl-iterations", type=int, default=1000, help="Adam steps of the KL fits")
+    p.add_argument(
+        "--validation-batch",
+        type=int,
+        default=0,
+        help="fresh samples validating each sample-based fit's start and iterates; the best "
+        "validated iterate is kept (0: keep the last iterate)",
+    )
+    p.add_argument("--validation-every", type=int, default=25, help="steps between validations")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -661,6 +675,10 @@ def main(argv=None):
     args.solvers = _choices("--solvers", args.solvers, SAMPLERS)
     args.nfe = _ints("--nfe", args.nfe)
     check_time_inputs(args.time_inputs)
+    if args.validation_batch < 0:
+        raise ValueError(f"`--validation-batch` must be >= 0, got {args.validation_batch}")
+    if args.validation_every < 1:
+        raise ValueError(f"`--validation-every` must be >= 1, got {args.validation_every}")
     if args.objectives is not None:
         known = sorted({o for t in ("ring", "digits-model") for o in objectives_for_name(t)})
         args.objectives = _choices("--objectives", args.objectives, known)

@@ -56,10 +56,16 @@ def test_smoke_cell_then_fits_from_the_best_grid_added_on_resume(range_fits, tmp
     assert abs(ratio - cell["best_fit_value"] / cell["best_baseline_value"]) < 0.5 * ratio
     text = (tmp_path / "table.md").read_text()
     assert "KL-best grid" in text and "range-learned best" in text
-    # --time-inputs adds the fit from the best grid with the denoiser's time inputs learned
-    range_fits.main([*argv, "--out", str(tmp_path), "--resume", "--time-inputs", "2"])
+    # --time-inputs adds the fit from the best grid with the denoiser's time inputs learned;
+    # validated, it records the validation history from its start and the step it kept
+    validated = ["--validation-batch", "32", "--validation-every", "2"]
+    range_fits.main([*argv, "--out", str(tmp_path), "--resume", "--time-inputs", "2", *validated])
     (timed,) = strategies()[len(rows) :]
     assert timed["strategy"] == "mmd+range+time@best" and timed["start"] in range_fits.BASELINES
     assert len(timed["time_offsets"]) == 2 and "gaussian_kl" not in timed
+    steps = [step for step, _ in timed["validation"]]
+    assert steps[0] == 0 and steps[-1] == 5 and timed["kept_step"] in steps
+    with pytest.raises(ValueError, match="validation-batch"):
+        range_fits.main([*argv, "--out", str(tmp_path), "--validation-batch", "-1"])
     with pytest.raises(ValueError, match="time-inputs"):
         range_fits.main([*argv, "--out", str(tmp_path), "--time-inputs", "1"])
