@@ -76,11 +76,13 @@ from range_fits import (
     BOUNDS,
     SEARCH_SAMPLES,
     SEARCH_SEED,
+    add_validation_options,
     as_start,
     baseline_pool,
     best_start,
     build_objective,
     check_time_inputs,
+    check_validation_options,
     fit_all,
     headline_metric,
     held_out_metrics,
@@ -661,13 +663,7 @@ def main(argv=None):
     p.add_argument(
         "--search-iterations", type=int, default=500, help="Adam steps of ays, dmn, gaussian-kl"
     )
-    p.add_argument(
-        "--validation-batch",
-        type=int,
-        default=512,
-        help="fresh samples validating a fit's start and iterates (0: keep the last iterate)",
-    )
-    p.add_argument("--validation-every", type=int, default=25, help="steps between validations")
+    add_validation_options(p, default_batch=512)
     p.add_argument(
         "--time-inputs",
         type=int,
@@ -705,11 +701,8 @@ def main(argv=None):
         args.search_iterations = 20
         args.validation_batch = min(args.validation_batch, 128)
         args.fit_nfe = args.fit_nfe or "3"
-    if args.validation_batch < 0:
-        raise ValueError(f"`--validation-batch` must be >= 0, got {args.validation_batch}")
+    check_validation_options(args)
     check_time_inputs(args.time_inputs)
-    if args.validation_every < 1:
-        raise ValueError(f"`--validation-every` must be >= 1, got {args.validation_every}")
     args.targets = _choices("--targets", args.targets, TARGETS)
     args.solvers = _choices("--solvers", args.solvers, SOLVERS)
     args.nfe = _ints("--nfe", args.nfe)

@@ -447,6 +447,28 @@ def check_time_inputs(knots: int) -> int:
     return knots
 
 
+def add_validation_options(parser, default_batch: int):
+    """``--validation-batch`` and ``--validation-every``, read by :func:`fit_all`."""
+    parser.add_argument(
+        "--validation-batch",
+        type=int,
+        default=default_batch,
+        help="fresh samples validating each sample-based fit's start and iterates; the best "
+        "validated iterate is kept (0: keep the last iterate)",
+    )
+    parser.add_argument(
+        "--validation-every", type=int, default=25, help="steps between validations"
+    )
+
+
+def check_validation_options(args):
+    """Refuses a negative ``--validation-batch`` or a ``--validation-every`` below 1."""
+    if args.validation_batch < 0:
+        raise ValueError(f"`--validation-batch` must be >= 0, got {args.validation_batch}")
+    if args.validation_every < 1:
+        raise ValueError(f"`--validation-every` must be >= 1, got {args.validation_every}")
+
+
 def summarize(rows) -> dict:
     """Per cell: the best hand-made or searched grid, the best fit and their ratio (the
     sample-objective goal is at most 0.8), and per objective whether a range-learned fit
@@ -655,14 +677,7 @@ def main(argv=None):
         "denoiser's time inputs learned (<objective>+range+time@best); 0: no such fit",
     )
     p.add_argument("--kl-iterations", type=int, default=1000, help="Adam steps of the KL fits")
-    p.add_argument(
-        "--validation-batch",
-        type=int,
-        default=0,
-        help="fresh samples validating each sample-based fit's start and iterates; the best "
-        "validated iterate is kept (0: keep the last iterate)",
-    )
-    p.add_argument("--validation-every", type=int, default=25, help="steps between validations")
+    add_validation_options(p, default_batch=0)
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -675,10 +690,7 @@ def main(argv=None):
     args.solvers = _choices("--solvers", args.solvers, SAMPLERS)
     args.nfe = _ints("--nfe", args.nfe)
     check_time_inputs(args.time_inputs)
-    if args.validation_batch < 0:
-        raise ValueError(f"`--validation-batch` must be >= 0, got {args.validation_batch}")
-    if args.validation_every < 1:
-        raise ValueError(f"`--validation-every` must be >= 1, got {args.validation_every}")
+    check_validation_options(args)
     if args.objectives is not None:
         known = sorted({o for t in ("ring", "digits-model") for o in objectives_for_name(t)})
         args.objectives = _choices("--objectives", args.objectives, known)
