@@ -290,7 +290,8 @@ def fit_all(target, solver, n, args, starts: dict) -> tuple[dict, dict, dict]:
     ``VALIDATION_SEED`` (never a search or held-out seed) validates the start and every
     ``args.validation_every`` steps, and the best validated iterate is kept (``optimize``'s
     ``validation``): a fit that does not beat its start on fresh samples returns the start.
-    ``info[label]`` then holds the kept step and the validation history.
+    ``info[label]`` records the fit's settings (Adam steps, batch, rate) and then also the
+    kept step and the validation history.
     """
     out, seconds, info = {}, {}, {}
     sampler = make_sampler(solver, n)
@@ -319,8 +320,13 @@ def fit_all(target, solver, n, args, starts: dict) -> tuple[dict, dict, dict]:
             print(f"  {label} failed ({target.name} {solver} {n} steps): {e}", flush=True)
             continue
         out[label], seconds[label] = result.schedule, time.perf_counter() - started
+        info[label] = {
+            "iterations": args.iterations,
+            "objective_batch": args.objective_batch,
+            "lr": args.lr,
+        }
         if validation_batch:
-            info[label] = {
+            info[label] |= {
                 "kept_step": result.best_step,
                 "validation": [[s, v] for s, v in result.validation],
             }

@@ -105,6 +105,7 @@ def test_smoke_run_has_every_strategy_reuses_equal_budgets_and_writes_the_headli
     for r in (r for r in fits if r["strategy"].endswith("@best")):
         steps = [s for s, _ in r["validation"]]
         assert steps[0] == 0 and steps[-1] == 5 and r["kept_step"] in steps
+        assert (r["iterations"], r["objective_batch"]) == (5, 64)  # the fit's own settings
     summary = json.loads((tmp_path / "summary.json").read_text())["cells"]
     assert {(c["solver"], c["nfe"]) for c in summary} == set(by_cell)
     assert (tmp_path / "ring.png").stat().st_size > 0

@@ -65,6 +65,7 @@ def test_smoke_cell_then_fits_from_the_best_grid_added_on_resume(range_fits, tmp
     assert len(timed["time_offsets"]) == 2 and "gaussian_kl" not in timed
     steps = [step for step, _ in timed["validation"]]
     assert steps[0] == 0 and steps[-1] == 5 and timed["kept_step"] in steps
+    assert timed["iterations"] == 5 and timed["lr"] > 0  # the fit records its settings
     with pytest.raises(ValueError, match="validation-batch"):
         range_fits.main([*argv, "--out", str(tmp_path), "--validation-batch", "-1"])
     with pytest.raises(ValueError, match="time-inputs"):
