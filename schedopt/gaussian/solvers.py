@@ -192,8 +192,9 @@ class AbstractGaussianSolver(eqx.Module):
         return check_positive_int("num_steps", num_steps)
 
 
-def _log_r_from_gain(a, c, s, s_next):
-    return 2.0 * jnp.log(jnp.abs(a)) + jnp.log(c + s**2) - jnp.log(c + s_next**2)
+def _log_r_from_gain(a, span, span_next):
+    """``log r = log(a^2 (c + s^2) / (c + s'^2))`` from the two spans."""
+    return 2.0 * jnp.log(jnp.abs(a)) + jnp.log(span) - jnp.log(span_next)
 
 
 def _deterministic(a, ratio, excess, log_r=None):
@@ -230,22 +231,40 @@ class Heun(AbstractGaussianSolver):
 
     name: ClassVar[str] = "heun"
 
-    def step_map(self, c, s, s_next):
-        # The step to 0 is Euler's: a = r = c / (c + s^2), excess s^2 / (c + s^2). The Heun
-        # branch sees a harmless dummy step there (s' = s), so that neither branch of the
-        # select has an inf or NaN derivative.
+    def step_inputs(self, grid):
+        """Per step, what does not depend on the eigenvalue (computed once per step, not per
+        step and eigenvalue): ``(s^2, s'^2, s^2 + 3 s'^2, 2 s s'^3, (s - s')^3, s + 3 s',
+        4 s'^3, last)``. The step to 0 (``last``) is Euler's; the Heun branch sees a
+        harmless dummy step there (``s' = s``), so that neither branch of the select in
+        :meth:`step_map` has an inf or NaN derivative."""
+        s, s_next = grid.sigmas[:-1], grid.sigmas[1:]
         last = s_next == 0
         s_next = jnp.where(last, s, s_next)
-        span, span_next = c + s**2, c + s_next**2
-        numerator = c * (2.0 * c + s**2 + 3.0 * s_next**2) + 2.0 * s * s_next**3
+        s2, sn2, sn3 = s**2, s_next**2, s_next**3
+        return (
+            s2,
+            sn2,
+            s2 + 3.0 * sn2,
+            2.0 * s * sn3,
+            (s - s_next) ** 3,
+            s + 3.0 * s_next,
+            4.0 * sn3,
+            last.astype(s.dtype),
+        )
+
+    def step_map(self, c, s2, sn2, quad, cubic, gap3, lin, sn3x4, last):
+        # a = (c (2c + s^2 + 3 s'^2) + 2 s s'^3) / (2 (c + s^2)(c + s'^2)); the step to 0
+        # is Euler's: a = r = c / (c + s^2), excess s^2 / (c + s^2)
+        last = last > 0
+        span, span_next = c + s2, c + sn2
         inverse = 1.0 / (span * span_next)  # divisions in turn: (A B^3)^2 underflows
-        a = 0.5 * numerator * inverse
-        excess = -c * (s - s_next) ** 3 * (c * (s + 3.0 * s_next) + 4.0 * s_next**3)
+        a = 0.5 * (c * (2.0 * c + quad) + cubic) * inverse
+        excess = -c * gap3 * (c * lin + sn3x4)
         to_zero = c / span
         return _deterministic(
             jnp.where(last, to_zero, a),
             jnp.where(last, to_zero, a * a * span / span_next),
-            jnp.where(last, s**2 / span, 0.25 * excess * inverse / span_next / span_next),
+            jnp.where(last, s2 / span, 0.25 * excess * inverse / span_next / span_next),
         )
 
     def nfe(self, num_steps):
@@ -269,19 +288,25 @@ class GaussianAncestral(AbstractGaussianSolver):
         if is_concrete(self.eta) and not 0.0 <= float(self.eta) <= 1.0:
             raise ValueError(f"`eta` must be in [0, 1], got eta={self.eta!r}")
 
-    def step_map(self, c, s, s_next):
+    def step_inputs(self, grid):
+        """Per step, what does not depend on the eigenvalue (computed once per step, not per
+        step and eigenvalue): ``(s^2, s'^2, s s_down, (s - s_down)^2, s_up^2)``."""
+        s, s_next = grid.sigmas[:-1], grid.sigmas[1:]
         s_up, s_down = ancestral_split(s, s_next, self.eta)
-        span = c + s**2
-        cross = c + s * s_down
-        inverse = 1.0 / (span * (c + s_next**2))
+        return s**2, s_next**2, s * s_down, (s - s_down) ** 2, s_up**2
+
+    def step_map(self, c, s2, sn2, s_down_cross, down_gap2, s_up2):
+        span, span_next = c + s2, c + sn2
+        cross = c + s_down_cross
+        inverse = 1.0 / (span * span_next)
         a = cross / span
         return StepCoefficients(
             a=a,
             b=jnp.zeros_like(a),
-            log_r=_log_r_from_gain(a, c, s, s_next),
-            q_rel=s_up**2 * span * inverse,
+            log_r=_log_r_from_gain(a, span, span_next),
+            q_rel=s_up2 / span_next,
             ratio=cross**2 * inverse,
-            excess=c * (s - s_down) ** 2 * inverse,
+            excess=c * down_gap2 * inverse,
         )
 
 
@@ -331,8 +356,19 @@ class GaussianEulerMaruyama(AbstractGaussianSolver):
             check_positive_float("kappa", self.kappa)
 
     def step_inputs(self, grid):
-        """``(s, s', h, dlam/dt)``: the time step ``h`` between schedule points (0 for a
-        last denoise step to ``s' = 0``) and the logSNR derivative at ``s``."""
+        """Per step, everything that does not depend on the eigenvalue, so that the chain
+        computes it once per step, not once per step and eigenvalue:
+        ``(s^2, s'^2, p, m, q, k_1, k_2, last)`` with the gain ``a = p - m / (c + s^2)``,
+        the mean drift ``b = p - 1``, the injected variance ``q`` and, for VE, the excess
+        ``(k_1 - k_2 / (c + s^2)) / (c + s'^2)``; ``last`` marks a last denoise step to
+        ``s' = 0`` (``a = c / (c + s^2)``: ``p = 1``, ``m = s^2``, ``q = 0``). The time step
+        ``h`` between schedule points is 0 there.
+
+        VE: ``g2h = -s^2 dlam h``, ``p = 1``, ``m = g2h``, ``q = kappa g2h``,
+        ``k_1 = s'^2 - s^2 + (2 - kappa) g2h``, ``k_2 = g2h^2``. VP: ``beta h =
+        -sigma^2 dlam h``, ``p = (1 + beta h / 2) alpha / alpha'``, ``m = beta h / (alpha
+        alpha')``, ``q = kappa beta h / alpha'^2``.
+        """
         if grid.t is None or grid.dlogsnr_dt is None:
             raise ValueError(
                 "GaussianEulerMaruyama steps in the schedule's time and needs its derivative: "
@@ -341,39 +377,42 @@ class GaussianEulerMaruyama(AbstractGaussianSolver):
         t, n = grid.t, grid.num_steps
         # Steps between schedule points; with final="zero" the last step is a denoise.
         h = jnp.concatenate([t[:-1] - t[1:], jnp.zeros((n - (t.shape[0] - 1),), t.dtype)])
-        return grid.sigmas[:-1], grid.sigmas[1:], h, grid.dlogsnr_dt[:n]
-
-    def step_map(self, c, s, s_next, h, dlam):
-        lam = -2.0 * jnp.log(s)
-        denoise = s_next == 0
-        span, span_next = c + s**2, c + s_next**2
+        s, s_next, dlam = grid.sigmas[:-1], grid.sigmas[1:], grid.dlogsnr_dt[:n]
+        last = s_next == 0
+        s2, sn2 = s**2, s_next**2
+        zeros = jnp.zeros_like(s)
         if self.process == "ve":
-            g2h = -(s**2) * dlam * h
-            a = 1.0 - g2h / span
-            b = jnp.zeros_like(a)
-            q = self.kappa * g2h
-            # 1 - r - q_rel = (s'^2 - s^2 + (2 - kappa) g2h - g2h^2 / (c + s^2)) / (c + s'^2)
-            excess = (s_next**2 - s**2 + (2.0 - self.kappa) * g2h - g2h**2 / span) / span_next
+            g2h = -s2 * dlam * h
+            p, m, q = jnp.ones_like(s), g2h, self.kappa * g2h
+            k1, k2 = sn2 - s2 + (2.0 - self.kappa) * g2h, g2h**2
         else:
-            lam_next = -2.0 * jnp.log(jnp.where(denoise, 1.0, s_next))
+            lam = -2.0 * jnp.log(s)
+            lam_next = -2.0 * jnp.log(jnp.where(last, 1.0, s_next))
             alpha, sigma2 = jnp.sqrt(jax.nn.sigmoid(lam)), jax.nn.sigmoid(-lam)
             alpha_next = jnp.sqrt(jax.nn.sigmoid(lam_next))
             beta_h = -sigma2 * dlam * h
-            gain_x = 1.0 + 0.5 * beta_h - beta_h / (alpha**2 * span)
-            a = gain_x * alpha / alpha_next
-            b = ((1.0 + 0.5 * beta_h) * alpha - alpha_next) / alpha_next
-            q = self.kappa * beta_h / alpha_next**2
-            excess = None
-        a = jnp.where(denoise, c / span, a)
-        b = jnp.where(denoise, 0.0, b)
-        q_rel = jnp.where(denoise, 0.0, q) / span_next
-        ratio = a**2 * span / span_next
-        excess = (1.0 - ratio) - q_rel if excess is None else excess
+            p = (1.0 + 0.5 * beta_h) * alpha / alpha_next
+            m, q = beta_h / (alpha * alpha_next), self.kappa * beta_h / alpha_next**2
+            k1 = k2 = zeros
+        p, m, q = jnp.where(last, 1.0, p), jnp.where(last, s2, m), jnp.where(last, 0.0, q)
+        return s2, sn2, p, m, q, k1, k2, last.astype(s.dtype)
+
+    def step_map(self, c, s2, sn2, p, m, q, k1, k2, last):
+        span, span_next = c + s2, c + sn2
+        inverse = 1.0 / span
+        a = p - m * inverse
+        q_rel = q / span_next
+        ratio = a * a * span / span_next
+        if self.process == "ve":
+            # 1 - r - q_rel = (s'^2 - s^2 + (2 - kappa) g2h - g2h^2 / (c + s^2)) / (c + s'^2)
+            excess = (k1 - k2 * inverse) / span_next
+        else:
+            excess = (1.0 - ratio) - q_rel
         return StepCoefficients(
             a=a,
-            b=b,
-            log_r=_log_r_from_gain(a, c, s, s_next),
+            b=p - 1.0,
+            log_r=_log_r_from_gain(a, span, span_next),
             q_rel=q_rel,
             ratio=ratio,
-            excess=jnp.where(denoise, s**2 / span, excess),  # r = c / (c + s^2), no noise
+            excess=jnp.where(last > 0, s2 * inverse, excess),  # r = c / (c + s^2), no noise
         )
